@@ -1,0 +1,45 @@
+"""keras_resnet: the ResNet family for Keras 3 (TensorFlow, JAX, PyTorch backends).
+
+Example:
+    >>> import keras_resnet
+    >>> model = keras_resnet.ResNet18(num_classes=10, input_shape=(32, 32, 3))
+"""
+
+from keras_resnet.layers import ZeroPadShortcut
+from keras_resnet.models import (
+    ResNet18,
+    ResNet20,
+    ResNet32,
+    ResNet34,
+    ResNet44,
+    ResNet50,
+    ResNet56,
+    ResNet101,
+    ResNet110,
+    ResNet152,
+    build_resnet,
+    get_model,
+    list_models,
+)
+from keras_resnet.specs import MODEL_SPECS, ResNetSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODEL_SPECS",
+    "ResNet18",
+    "ResNet20",
+    "ResNet32",
+    "ResNet34",
+    "ResNet44",
+    "ResNet50",
+    "ResNet56",
+    "ResNet101",
+    "ResNet110",
+    "ResNet152",
+    "ResNetSpec",
+    "ZeroPadShortcut",
+    "build_resnet",
+    "get_model",
+    "list_models",
+]

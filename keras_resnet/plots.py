@@ -1,0 +1,456 @@
+"""Matplotlib figures of a training run: training curves and the test confusion matrix.
+
+A run folder left by the training code holds ``history.csv`` (written by
+``keras.callbacks.CSVLogger``, one row per epoch, 0-based) and, once the run has
+finished, ``test_metrics.json``. ``plot_run`` turns them into
+``training_curves.png`` and ``confusion_matrix.png`` beside them; the command
+
+    python -m keras_resnet.plots RUN_DIR [RUN_DIR ...]
+
+does the same for several folders. Figures are built on ``matplotlib.figure.Figure``
+without pyplot, so no GUI backend or global figure state is involved, and every
+file is written atomically (temporary file in the same folder, then ``os.replace``),
+so an interrupted plot never leaves a truncated PNG. This module imports no Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import secrets
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "test_metrics.json"
+CURVES_FILE = "training_curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+
+DPI = 120
+CURVES_FIGSIZE = (10.0, 4.0)  # inches; three panels (loss, accuracy, learning rate)
+# Past this many classes the numbers in the cells would be unreadable; only colour is drawn.
+MAX_ANNOTATED_CLASSES = 30
+
+# Accuracy columns under the names Keras uses for `metrics=["accuracy"]` and friends.
+_ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "acc")
+_LEARNING_RATE_KEYS = ("learning_rate", "lr")
+_TRAIN_COLOR, _VAL_COLOR, _BEST_COLOR = "tab:blue", "tab:orange", "tab:green"
+
+
+def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a ``CSVLogger`` history into one array per column, one entry per epoch.
+
+    Rows are sorted by epoch; when an epoch appears more than once (a crash between
+    the CSV write and the checkpoint, then a resume), the last row for it wins.
+    ``epoch`` is an integer array (0-based, as Keras logs it); every other column is
+    float, with ``nan`` for missing or non-numeric cells (CSVLogger writes ``NA``).
+    A malformed row (more cells than the header) is skipped with a warning.
+
+    Args:
+        path: the ``history.csv`` file.
+
+    Returns:
+        ``{column: array}`` in the file's column order, ``"epoch"`` first.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is empty, has no data rows, or no ``epoch`` column.
+
+    Example:
+        >>> history = read_history("runs/resnet18/history.csv")
+        >>> history["epoch"][:3].tolist(), float(history["val_accuracy"].max())
+        ([0, 1, 2], 0.9388)
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="") as fh:
+            rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Training history not found: {path}") from None
+    if not rows:
+        raise ValueError(f"Training history is empty: {path}")
+    header = [name.strip() for name in rows[0]]
+    if "epoch" not in header:
+        raise ValueError(
+            f"Training history has no 'epoch' column: {path}. Received header: {header}"
+        )
+    epoch_col = header.index("epoch")
+
+    by_epoch: dict[int, list[float]] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        cell = row[epoch_col].strip() if len(row) > epoch_col else ""
+        if cell == "epoch":  # a header repeated by a later run
+            continue
+        epoch = _to_float(cell)
+        if len(row) > len(header) or not math.isfinite(epoch):
+            warnings.warn(f"{path}: skipping malformed row {line}: {row}", stacklevel=2)
+            continue
+        values = [_to_float(cell) for cell in row]
+        values += [math.nan] * (len(header) - len(values))  # a row cut short by a crash
+        by_epoch[int(epoch)] = values  # a later row for the same epoch wins
+    if not by_epoch:
+        raise ValueError(f"Training history has a header but no rows: {path}")
+
+    table = np.array([by_epoch[epoch] for epoch in sorted(by_epoch)], dtype=float)
+    history = {name: table[:, i] for i, name in enumerate(header)}
+    history["epoch"] = table[:, epoch_col].astype(int)
+    return {"epoch": history.pop("epoch"), **history}
+
+
+def plot_history(
+    history,
+    path: str | os.PathLike,
+    *,
+    title: str = "Training curves",
+    test_accuracy: float | None = None,
+) -> Path:
+    """Plot loss, accuracy and learning rate per epoch into one image.
+
+    Panels: loss (train vs validation), accuracy (train vs validation) and, when
+    logged, the learning rate on a log scale. Epochs are 1-based on the x axis. The
+    epoch with the best validation accuracy (or, without one, the lowest validation
+    loss) is marked in every panel. Panels or lines without data are left out.
+
+    Args:
+        history: ``{column: values}`` as from ``read_history``, a Keras
+            ``History.history`` dict (no ``epoch`` key: epochs count from 0), or a
+            ``keras.callbacks.History``.
+        path: the image file to write; its suffix picks the format (PNG for ``.png``).
+        title: the figure title.
+        test_accuracy: when given, drawn as a horizontal line in the accuracy panel.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Example:
+        >>> plot_history(read_history("runs/r18/history.csv"), "runs/r18/training_curves.png")
+        PosixPath('runs/r18/training_curves.png')
+    """
+    data = _as_float_columns(getattr(history, "history", history))
+    length = len(next(iter(data.values()), ()))
+    epochs = data.pop("epoch", np.arange(length, dtype=float)) + 1
+
+    acc_key = next((k for k in _ACCURACY_KEYS if _has(data, k) or _has(data, f"val_{k}")), None)
+    lr_key = next((k for k in _LEARNING_RATE_KEYS if _has(data, k)), None)
+    has_loss = _has(data, "loss") or _has(data, "val_loss")
+    if not (has_loss or acc_key or lr_key):
+        raise ValueError(
+            "`history` has no loss, accuracy or learning-rate values to plot. "
+            f"Received: columns={sorted(data)}"
+        )
+    best = _best_epoch(data, acc_key)
+
+    panels = [
+        name for name, present in [("loss", has_loss), ("acc", acc_key), ("lr", lr_key)] if present
+    ]
+    fig = Figure(figsize=CURVES_FIGSIZE, dpi=DPI, layout="constrained")
+    axes = dict(zip(panels, fig.subplots(1, len(panels), squeeze=False)[0], strict=True))
+    markers = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}
+
+    if "loss" in axes:
+        ax = axes["loss"]
+        _line(ax, epochs, data.get("loss"), "train", _TRAIN_COLOR, markers)
+        _line(ax, epochs, data.get("val_loss"), "validation", _VAL_COLOR, markers)
+        ax.set(title="Loss", xlabel="epoch", ylabel="loss")
+    if "acc" in axes:
+        ax = axes["acc"]
+        _line(ax, epochs, data.get(acc_key), "train", _TRAIN_COLOR, markers)
+        _line(ax, epochs, data.get(f"val_{acc_key}"), "validation", _VAL_COLOR, markers)
+        if test_accuracy is not None:
+            ax.axhline(
+                test_accuracy,
+                color="tab:red",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"test {test_accuracy:.2%}",
+            )
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.set(title="Accuracy", xlabel="epoch", ylabel="accuracy")
+    if "lr" in axes:
+        ax = axes["lr"]
+        lr = data[lr_key]
+        positive = np.where(lr > 0, lr, np.nan)
+        ax.plot(epochs, positive, color="tab:purple", drawstyle="steps-mid", label="learning rate")
+        if np.isfinite(positive).any():
+            ax.set_yscale("log")
+        ax.set(title="Learning rate", xlabel="epoch", ylabel="learning rate (log scale)")
+
+    if best is not None:
+        index, key, label = best
+        for ax in axes.values():
+            ax.axvline(epochs[index], color=_BEST_COLOR, linestyle="--", linewidth=1, alpha=0.8)
+        target = axes["acc" if key != "val_loss" else "loss"]
+        target.plot(
+            epochs[index],
+            data[key][index],
+            marker="*",
+            markersize=12,
+            linestyle="none",
+            color=_BEST_COLOR,
+            label=f"{label}, epoch {epochs[index]:.0f}",
+            zorder=5,
+        )
+
+    # Falling loss leaves the upper right free, rising accuracy the lower right.
+    legend_places = {"loss": "upper right", "acc": "lower right", "lr": "best"}
+    for name, ax in axes.items():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+        ax.grid(True, which="major", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc=legend_places[name], fontsize="small")
+    fig.suptitle(title)
+    return _save_atomic(fig, path)
+
+
+def plot_confusion_matrix(
+    matrix,
+    class_names: Sequence[str] | None,
+    path: str | os.PathLike,
+    normalize: bool = True,
+    *,
+    title: str = "Confusion matrix",
+) -> Path:
+    """Draw a confusion matrix as a heat map with the value written in each cell.
+
+    Rows are the true class and columns the predicted class. With ``normalize`` each
+    row is divided by its total (the diagonal is then the per-class recall); else
+    the raw counts are shown. The title gives the overall accuracy (trace / total).
+
+    Args:
+        matrix: square array of counts, ``matrix[true, predicted]``.
+        class_names: one name per row, or None for ``0 .. n-1``.
+        path: the image file to write; its suffix picks the format.
+        normalize: show row fractions instead of counts.
+        title: the first line of the figure title.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Example:
+        >>> plot_confusion_matrix([[9, 1], [2, 8]], ["cat", "dog"], "cm.png")
+        PosixPath('cm.png')
+    """
+    counts = np.asarray(matrix, dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] == 0:
+        raise ValueError(
+            f"`matrix` must be a non-empty square 2-D array. Received: shape={counts.shape}"
+        )
+    n = counts.shape[0]
+    names = [str(i) for i in range(n)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != n:
+        raise ValueError(
+            f"`class_names` must have one name per row of `matrix` ({n}). "
+            f"Received: len(class_names)={len(names)}"
+        )
+
+    total = counts.sum()
+    accuracy = np.trace(counts) / total if total > 0 else math.nan
+    if normalize:
+        row_sums = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
+        vmax, colorbar_label = 1.0, "fraction of the true class"
+    else:
+        values = counts
+        vmax, colorbar_label = max(counts.max(), 1.0), "count"
+
+    side = min(max(4.0, 0.5 * n + 2.5), 16.0)
+    fig = Figure(figsize=(side + 1.2, side), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.85, label=colorbar_label)
+
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(ticks, names)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    ax.tick_params(length=0)
+    ax.set_xticks(ticks[:-1] + 0.5, minor=True)
+    ax.set_yticks(ticks[:-1] + 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+    if n <= MAX_ANNOTATED_CLASSES:
+        fontsize = 9 if n <= 12 else 7
+        for (row, col), value in np.ndenumerate(values):
+            text = _cell_text(value, normalize)
+            color = "white" if value > 0.5 * vmax else "black"
+            ax.text(col, row, text, ha="center", va="center", color=color, fontsize=fontsize)
+
+    accuracy_text = "n/a" if math.isnan(accuracy) else f"{accuracy:.2%}"
+    kind = "row-normalized" if normalize else "counts"
+    ax.set_title(f"{title} ({kind})\naccuracy {accuracy_text} of {int(total):,} samples")
+    return _save_atomic(fig, path)
+
+
+def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Regenerate the figures of one run folder, beside its data.
+
+    Writes ``training_curves.png`` from ``history.csv`` and, when
+    ``test_metrics.json`` exists, ``confusion_matrix.png`` (row-normalized) from it;
+    the test accuracy is also drawn in the accuracy panel of the curves.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        The paths written, curves first.
+
+    Raises:
+        FileNotFoundError: the folder or its ``history.csv`` does not exist.
+        ValueError: a file in it is empty or malformed.
+
+    Example:
+        >>> [p.name for p in plot_run("runs/resnet18")]
+        ['training_curves.png', 'confusion_matrix.png']
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"Run folder not found: {run_dir}")
+    history = read_history(run_dir / HISTORY_FILE)
+    metrics_path = run_dir / METRICS_FILE
+    metrics = _read_metrics(metrics_path) if metrics_path.exists() else None
+
+    test_accuracy = None if metrics is None else metrics.get("test_accuracy")
+    paths = [
+        plot_history(
+            history,
+            run_dir / CURVES_FILE,
+            title=f"Training curves: {run_dir.resolve().name}",
+            test_accuracy=test_accuracy,
+        )
+    ]
+    if metrics is not None:
+        paths.append(
+            plot_confusion_matrix(
+                metrics["confusion_matrix"],
+                metrics.get("class_names"),
+                run_dir / CONFUSION_FILE,
+                title=f"Test confusion matrix: {run_dir.resolve().name}",
+            )
+        )
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: regenerate the figures of each run folder given.
+
+    Exits with status 2 (nothing plotted) when a folder does not exist; returns 1
+    when some folder could not be plotted (the others still are), else 0.
+
+    Example:
+        >>> main(["runs/resnet18", "runs/resnet56"])  # python -m keras_resnet.plots ...
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_resnet.plots",
+        description=f"Regenerate {CURVES_FILE} and {CONFUSION_FILE} in training run folders.",
+    )
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder")
+    args = parser.parse_args(argv)
+
+    missing = [str(d) for d in args.run_dirs if not d.is_dir()]
+    if missing:
+        parser.exit(2, f"{parser.prog}: error: run folder not found: {', '.join(missing)}\n")
+    status = 0
+    for run_dir in args.run_dirs:
+        try:
+            for path in plot_run(run_dir):
+                print(path)
+        except (OSError, ValueError) as exc:
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _to_float(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def _as_float_columns(history) -> dict[str, np.ndarray]:
+    if not isinstance(history, Mapping):
+        raise TypeError(
+            "`history` must be a mapping of column name to values or a keras History. "
+            f"Received: type={type(history).__name__}"
+        )
+    data = {str(k): np.asarray(v, dtype=float).reshape(-1) for k, v in history.items()}
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) > 1:
+        raise ValueError(
+            "All `history` columns must have the same length. "
+            f"Received: lengths={ {k: len(v) for k, v in data.items()} }"
+        )
+    return data
+
+
+def _has(data: Mapping[str, np.ndarray], key: str | None) -> bool:
+    """Whether ``key`` is a column with at least one finite value (CSVLogger writes NA)."""
+    return key in data and bool(np.isfinite(data[key]).any())
+
+
+def _best_epoch(data, acc_key) -> tuple[int, str, str] | None:
+    """Index, column and legend label of the best validation epoch, if any."""
+    val_acc = f"val_{acc_key}"
+    if acc_key and _has(data, val_acc):
+        index = int(np.nanargmax(data[val_acc]))
+        return index, val_acc, f"best val. {data[val_acc][index]:.2%}"
+    if _has(data, "val_loss"):
+        index = int(np.nanargmin(data["val_loss"]))
+        return index, "val_loss", f"best val. {data['val_loss'][index]:.4g}"
+    return None
+
+
+def _line(ax, epochs, values, label, color, markers) -> None:
+    if values is not None and np.isfinite(values).any():
+        ax.plot(epochs, values, label=label, color=color, linewidth=1.5, **markers)
+
+
+def _cell_text(value: float, normalize: bool) -> str:
+    return f"{value:.2f}" if normalize else f"{value:.0f}"
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Test metrics are not valid JSON: {path} ({exc})") from None
+    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
+        raise ValueError(f"Test metrics have no 'confusion_matrix': {path}")
+    return metrics
+
+
+def _save_atomic(fig: Figure, path: str | os.PathLike) -> Path:
+    """Save to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 honours the umask (tempfile would leave the image 0o600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=DPI)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

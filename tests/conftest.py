@@ -1,0 +1,24 @@
+"""Shared fixtures: the data format switch and small helpers."""
+
+import functools
+
+import keras
+import pytest
+
+import keras_resnet
+
+
+@pytest.fixture
+def channels_first():
+    """Run a test under ``channels_first``, restoring the previous format afterwards."""
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    yield
+    keras.config.set_image_data_format(previous)
+
+
+@functools.cache
+def imagenet_model(name: str) -> keras.Model:
+    """A registered model as torchvision configures it (1000 classes, 224x224, ImageNet
+    stem), built once per session because the large ones take seconds to build."""
+    return keras_resnet.get_model(name, num_classes=1000, input_shape=(224, 224, 3))
