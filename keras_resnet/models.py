@@ -193,7 +193,15 @@ def build_resnet(
         )
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = keras.layers.Dense(num_classes, activation=classifier_activation, name="predictions")(x)
+        # Under a mixed-precision policy the classifier computes in float32, so the
+        # softmax and the loss are not rounded to 16 bits.
+        mixed = keras.config.dtype_policy().name.startswith("mixed")
+        x = keras.layers.Dense(
+            num_classes,
+            activation=classifier_activation,
+            dtype="float32" if mixed else None,
+            name="predictions",
+        )(x)
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

@@ -336,3 +336,15 @@ def test_weights_path_loads_saved_weights(tmp_path):
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6
     )
+
+
+def test_classifier_stays_float32_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = keras_resnet.ResNet20()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.get_layer("conv1_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
