@@ -123,11 +123,11 @@ def main(argv=None) -> dict:
     """Run the training job; returns its test metrics."""
     config, args = parse_config(argv)
     from keras_resnet.data import DataSourceError
-    from keras_resnet.training import RunFolderError, train
+    from keras_resnet.training import RunFolderError, UnsupportedSetupError, train
 
     try:
         result = train(config, resume=args.resume, overwrite=args.overwrite)
-    except (DataSourceError, RunFolderError) as error:
+    except (DataSourceError, RunFolderError, UnsupportedSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     return dataclasses.asdict(result)

@@ -99,6 +99,11 @@ class TrainConfig:
     verbose: int = 1
 
     def __post_init__(self):
+        # Folders may be given as os.PathLike (pathlib.Path); keep them as str so that
+        # to_dict() stays JSON-ready for the run folder's config.json.
+        for name in ("data_dir", "output_dir", "cache_dir"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:

@@ -47,6 +47,10 @@ class RunFolderError(RuntimeError):
     """A run folder that cannot be used as asked (another config, nothing to resume)."""
 
 
+class UnsupportedSetupError(ValueError):
+    """A valid config that this backend or machine cannot run (``distribute`` on torch)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     """What a finished run reports; the same values are in its ``test_metrics.json``.
@@ -428,7 +432,8 @@ def distribution_scope(config: TrainConfig):
       XLA does not run with its per-replica variables, so ``jit_compile=True`` is refused
       (the default on TensorFlow is off). Each replica's BatchNormalization normalizes
       over its own share of the batch.
-    - torch: a ValueError, since released Keras has no data-parallel training on it.
+    - torch: an ``UnsupportedSetupError``, since released Keras has no data-parallel
+      training on it.
 
     Only one machine's devices are used: multi-worker TensorFlow training is broken in
     Keras 3 (keras issue 20585). One device is not an error: the run then has a single
@@ -450,13 +455,13 @@ def distribution_scope(config: TrainConfig):
         return contextlib.nullcontext(1)
     backend = keras.backend.backend()
     if backend not in ("jax", "tensorflow"):
-        raise ValueError(
+        raise UnsupportedSetupError(
             "`distribute` needs the jax or tensorflow backend: released Keras has no "
             "data-parallel training on torch. Set KERAS_BACKEND=jax or tensorflow, or drop "
             f"--distribute. Received: distribute=True with backend={backend!r}"
         )
     if backend == "tensorflow" and config.jit_compile:
-        raise ValueError(
+        raise UnsupportedSetupError(
             "`jit_compile=True` does not work with `distribute` on tensorflow: XLA cannot "
             "read MirroredStrategy's per-replica variables. Leave jit_compile unset (off "
             "on tensorflow) or drop --distribute. Received: distribute=True, jit_compile=True"
@@ -472,7 +477,7 @@ def distribution_scope(config: TrainConfig):
         devices = list(engine.extended.worker_devices)
         name = "tf.distribute.MirroredStrategy"
     if config.batch_size % len(devices):
-        raise ValueError(
+        raise UnsupportedSetupError(
             f"`batch_size` must be a multiple of the {len(devices)} devices that "
             f"`distribute` splits each batch over ({', '.join(devices)}). "
             f"Received: batch_size={config.batch_size}"
@@ -537,7 +542,10 @@ def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose
     """The leading images of ``x`` and ``y``, as many as a multiple of ``replicas`` holds."""
     keep = len(x) - len(x) % replicas
     if verbose and keep < len(x):
-        print(f"Leaving out {len(x) - keep} of {len(x)} {part} images: {replicas} replicas")
+        print(
+            f"Leaving out {len(x) - keep} of {len(x)} {part} images so that every batch "
+            f"splits evenly over {replicas} replicas"
+        )
     return x[:keep], y[:keep]
 
 
