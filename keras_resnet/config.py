@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import numbers
 import os
 
@@ -210,7 +211,7 @@ def _check_int(value, name: str, minimum: int) -> None:
 
 
 def _check_number(value, name, low=None, high=None, low_open=False, high_open=False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -16,6 +16,9 @@ class TorchSGD(keras.optimizers.SGD):
     same value, which passes ``weight_decay * w`` through momentum. CIFAR recipes quote
     PyTorch's value (5e-4), so this optimizer applies it PyTorch's way, to every
     trainable variable (batch-norm scale and offset included, as PyTorch does by default).
+    One difference remains: Keras's momentum buffer holds ``learning_rate * gradient``,
+    PyTorch's the gradient alone, so after a learning-rate drop the old rate's momentum
+    fades over the next few steps here; at a constant rate the updates are identical.
 
     Args:
         learning_rate: as for ``keras.optimizers.SGD``.

@@ -184,8 +184,12 @@ def read_history_rows(path: Path) -> list[dict]:
         return []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
+    # A blank cell (a column that appeared in a later epoch) reads as NaN.
     return [
-        {key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+        {
+            key: int(value) if key == "epoch" else float(value) if value else math.nan
+            for key, value in row.items()
+        }
         for row in rows
     ]
 
@@ -360,7 +364,7 @@ def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: boo
 
 def _best_row(rows: list[dict]) -> dict:
     """The first epoch with the highest validation accuracy (EarlyStopping's choice)."""
-    return max(rows, key=lambda row: row[MONITOR])
+    return max(rows, key=lambda row: -math.inf if math.isnan(row[MONITOR]) else row[MONITOR])
 
 
 def training_complete(rows: list[dict], config: TrainConfig) -> bool:
@@ -595,7 +599,8 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # Order matters at each epoch's end: the learning rate is logged, the best model
     # saved, the history row written, then the backup. A kill before the backup reruns
     # the epoch, whose row is then replaced; every row in history.csv has its best model
-    # on disk.
+    # on disk. (A kill in the instant between renaming best.keras and rewriting the
+    # history can leave best.keras from the epoch that is then rerun.)
     callbacks = [
         keras.callbacks.LearningRateScheduler(
             step_decay(config.learning_rate, config.step_size, config.gamma)

@@ -208,3 +208,9 @@ def test_run_name():
     config = TrainConfig(model="resnet20", seed=7)
     assert config.resolved_run_name() == f"resnet20-seed7-{config.fingerprint()}"
     assert TrainConfig(run_name="mine").resolved_run_name() == "mine"
+
+
+@pytest.mark.parametrize("name", ["learning_rate", "weight_decay", "gamma", "momentum"])
+def test_infinite_numbers_are_refused(name):
+    with pytest.raises(ValueError, match=f"Received: {name}=inf"):
+        TrainConfig(**{name: float("inf")})

@@ -790,3 +790,11 @@ def test_cli_explicit_flags_win_over_quick(cli):
 def test_importing_the_cli_runs_nothing(cli):
     # The module fixture imported it; main is only called explicitly.
     assert callable(cli.main) and callable(cli.build_parser)
+
+
+def test_history_rows_read_blank_cells_as_nan(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_accuracy,epoch_seconds\n0,1.5,0.4,\n1,1.2,0.5,3.0\n")
+    rows = read_history_rows(path)
+    assert math.isnan(rows[0]["epoch_seconds"])
+    assert rows[1] == {"epoch": 1, "loss": 1.2, "val_accuracy": 0.5, "epoch_seconds": 3.0}
