@@ -274,7 +274,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         ]
         if not earlier or not self.best_model_path.exists():
             return
-        best_row = max(earlier, key=lambda row: row[MONITOR])  # first of equal values
+        best_row = _best_row(earlier)
         self.best = best_row[MONITOR]
         self.best_epoch = best_row["epoch"]
         self.wait = epoch - 1 - self.best_epoch
