@@ -28,6 +28,7 @@ from keras_resnet.models import (
 )
 from keras_resnet.optimizers import TorchSGD
 from keras_resnet.specs import MODEL_SPECS, ResNetSpec
+from keras_resnet.torchvision_weights import load_torchvision_weights, torchvision_state_dict
 from keras_resnet.training import train
 
 __version__ = "0.1.0"
@@ -52,5 +53,7 @@ __all__ = [
     "build_resnet",
     "get_model",
     "list_models",
+    "load_torchvision_weights",
+    "torchvision_state_dict",
     "train",
 ]

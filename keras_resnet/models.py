@@ -11,6 +11,8 @@ from keras_resnet import blocks
 from keras_resnet.specs import BLOCK_EXPANSION, MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
 
 POOLINGS = (None, "avg", "max")
+# A `weights` path with one of these endings is a torchvision state dict (torch.save).
+PTH_SUFFIXES = (".pth", ".pt")
 # Inputs smaller than this on either side get the CIFAR stem when ``stem=None``:
 # the ImageNet stem divides the size by 4 before the first stage, which leaves a
 # 32x32 image only 1x1 at the last stage.
@@ -103,7 +105,7 @@ def _validate(spec, num_classes, input_shape, include_top, pooling, weights, sho
     if weights is not None and not os.path.isfile(weights):
         raise ValueError(
             "`weights` must be None or the path of an existing weights file "
-            f"(.weights.h5 or .keras). Received: weights={weights!r}"
+            f"(.weights.h5, .keras, or a torchvision .pth). Received: weights={weights!r}"
         )
     spatial = _spatial(input_shape)
     resolved_stem = resolve_stem(spec, stem, spatial)
@@ -150,7 +152,8 @@ def build_resnet(
         include_top: add global average pooling and the ``predictions`` Dense layer.
         pooling: without the top, None (4-D feature map), "avg" or "max".
         classifier_activation: activation of ``predictions``; None gives logits.
-        weights: None, or a path to a ``.weights.h5``/``.keras`` file to load.
+        weights: None, or a path to a ``.weights.h5``/``.keras`` file to load, or to a
+            torchvision state dict (``.pth``/``.pt``, see ``load_torchvision_weights``).
         shortcut: "zero_pad" (option A), "projection" (B) or "projection_all" (C);
             defaults to the spec's (A for the CIFAR family, B otherwise).
         stem: "imagenet" or "cifar"; defaults to the spec's, or by input size
@@ -207,7 +210,12 @@ def build_resnet(
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name or "resnet")
-    if weights is not None:
+    if weights is not None and str(weights).endswith(PTH_SUFFIXES):
+        # Imported here: torchvision_weights builds models for its command line.
+        from keras_resnet.torchvision_weights import load_torchvision_weights
+
+        load_torchvision_weights(model, weights)
+    elif weights is not None:
         model.load_weights(weights)
     return model
 
