@@ -309,6 +309,8 @@ def load_torchvision_weights(
                 f"torchvision's layout). Received: {tensor}.shape={array.shape}"
             )
         plan.append((target, tensor, value))
+    # One tensor per weight: the table maps distinct layer names to distinct tensors (the
+    # tests check that the export of each depth has as many entries as torchvision's).
     used = {tensor for _, tensor, _ in plan}
     unused = [name for name in state_dict if name not in used and name not in ignored]
     if unused:
