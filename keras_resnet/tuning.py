@@ -51,6 +51,8 @@ SEARCH_FILE = "search.json"
 SUMMARY_FILE = "summary.csv"
 # The shortcuts a search may choose between (option C only adds parameters to option B).
 SEARCHED_SHORTCUTS = ("zero_pad", "projection")
+GAMMA_RANGE = (0.05, 0.5)  # log scale
+WEIGHT_DECAY_RANGE = (1e-5, 1e-3)  # log scale
 
 
 class SearchFolderError(RuntimeError):
@@ -195,7 +197,7 @@ class ResNetHyperModel(kt.HyperModel):
         self.space = space or SearchSpace()
         self.mean, self.std = split.mean, split.std
         self.num_classes = split.num_classes
-        self.image_size = split.x_train.shape[2]
+        self.image_size = split.x_train.shape[2]  # square images: a side in either layout
 
     def trial_config(self, hp: kt.HyperParameters) -> TrainConfig:
         """The config of a trial: the base config with the hyperparameters' values.
@@ -218,7 +220,7 @@ class ResNetHyperModel(kt.HyperModel):
                 high,
                 step=space.learning_rate_step,
                 sampling="log",
-                default=min(max(config.learning_rate, low), high),
+                default=_clip(config.learning_rate, (low, high)),
             )
         }
         low, high, spacing = space.resolved_step_size(config.epochs)
@@ -230,20 +232,33 @@ class ResNetHyperModel(kt.HyperModel):
             default=_nearest_on_grid(config.step_size, low, high, spacing),
         )
         if "gamma" in space.extra:
-            values["gamma"] = hp.Float("gamma", 0.05, 0.5, sampling="log", default=0.1)
+            values["gamma"] = hp.Float(
+                "gamma", *GAMMA_RANGE, sampling="log", default=_clip(config.gamma, GAMMA_RANGE)
+            )
         if "weight_decay" in space.extra:
             values["weight_decay"] = hp.Float(
-                "weight_decay", 1e-5, 1e-3, sampling="log", default=config.weight_decay
+                "weight_decay",
+                *WEIGHT_DECAY_RANGE,
+                sampling="log",
+                default=_clip(config.weight_decay, WEIGHT_DECAY_RANGE),
             )
         if "shortcut" in space.extra:
+            shortcut = config.shortcut or MODEL_SPECS[config.model].shortcut
             values["shortcut"] = hp.Choice(
-                "shortcut", SEARCHED_SHORTCUTS, default=MODEL_SPECS[config.model].shortcut
+                "shortcut",
+                SEARCHED_SHORTCUTS,
+                default=shortcut if shortcut in SEARCHED_SHORTCUTS else SEARCHED_SHORTCUTS[0],
             )
         if "model" in space.extra:
             values["model"] = hp.Choice("model", same_family(config.model), default=config.model)
         return dataclasses.replace(config, **values)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
+        """The recipe's compiled model for the trial's config.
+
+        Example:
+            >>> model = hypermodel.build(kt.HyperParameters())
+        """
         config = self.trial_config(hp)
         model = training.build_training_model(
             config, self.mean, self.std, self.num_classes, self.image_size
@@ -252,6 +267,11 @@ class ResNetHyperModel(kt.HyperModel):
         return model
 
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
+        """``model.fit`` with the trial's StepLR schedule and the recipe's early stopping.
+
+        Example:
+            >>> history = hypermodel.fit(hp, model, x, y, validation_data=(x_val, y_val))
+        """
         config = self.trial_config(hp)
         # The schedule first: it adds the epoch's learning rate to the logs the others see.
         callbacks = [
@@ -265,6 +285,10 @@ class ResNetHyperModel(kt.HyperModel):
         kwargs.setdefault("batch_size", config.batch_size)
         kwargs.setdefault("verbose", config.verbose)
         return model.fit(*args, shuffle=True, callbacks=callbacks, **kwargs)
+
+
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
 
 
 def _nearest_on_grid(value: int, low: int, high: int, spacing: int) -> int:

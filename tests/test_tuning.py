@@ -89,6 +89,7 @@ def test_extra_hyperparameters_have_documented_ranges(split):
     found = {p.name: p for p in hp.space}
     assert list(found) == list(space.hyperparameters())
     assert (found["gamma"].min_value, found["gamma"].max_value) == (0.05, 0.5)
+    assert found["gamma"].default == 0.1 and found["weight_decay"].default == 5e-4
     assert (found["weight_decay"].min_value, found["weight_decay"].max_value) == (1e-5, 1e-3)
     assert list(found["shortcut"].values) == ["zero_pad", "projection"]
     assert tuple(found["model"].values) == tuning.same_family("resnet20")

@@ -134,6 +134,12 @@ def parse_search(argv=None):
                 f"Received: retrain_epochs={args.retrain_epochs}"
             )
         role = tuning.search_role()
+        if role == "worker" and args.overwrite:
+            raise ValueError(
+                "Only the chief may --overwrite a distributed search (a worker would delete "
+                "the folder the others use). Received: --overwrite with "
+                f"KERASTUNER_TUNER_ID={os.environ['KERASTUNER_TUNER_ID']}"
+            )
     except ValueError as error:
         parser.error(str(error))
     return config, space, fixed, role, project_name, args
