@@ -7,7 +7,10 @@ model, optimizer, schedule) comes from ``keras_resnet.training``: a trial is the
 ``model.fit`` as a training run with a few config fields changed.
 
 Trials are selected on validation accuracy (the best epoch of each trial); the test set is
-never passed to a search. A search project folder holds KerasTuner's own files plus:
+never passed to a search. Importing this module makes KerasTuner's JSON writes atomic
+(see ``_save_json_atomically``), so a killed search can always be resumed.
+
+A search project folder holds KerasTuner's own files plus:
 
     search.json           what the search computes (config, space, tuner); a rerun must match
     trial_*/history.csv   one row per epoch of each trial (history-1.csv... for more executions)
@@ -53,6 +56,34 @@ SUMMARY_FILE = "summary.csv"
 SEARCHED_SHORTCUTS = ("zero_pad", "projection")
 GAMMA_RANGE = (0.05, 0.5)  # log scale
 WEIGHT_DECAY_RANGE = (1e-5, 1e-3)  # log scale
+
+
+def _save_json_atomically(path, obj) -> str:
+    """KerasTuner's ``utils.save_json``, written beside the file and renamed over it.
+
+    KerasTuner rewrites ``oracle.json``, ``trial.json`` and ``tuner0.json`` in place, so
+    a kill during a write (which the search's SIGKILL test hits) leaves an empty file
+    and the search cannot resume. Remote paths (``gs://...``) keep KerasTuner's write.
+    """
+    path = os.fspath(path)
+    if "://" in path:
+        return _kerastuner_save_json(path, obj)
+    text = json.dumps(obj)
+    tmp = f"{path}.{os.getpid()}.partial"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return text
+
+
+# Every JSON file KerasTuner writes goes through this one function (KerasTuner 1.4); if a
+# later version moves it, searches still run and check_project still names a bad file.
+_kerastuner_utils = getattr(getattr(kt, "src", None), "utils", None)
+_kerastuner_save_json = getattr(_kerastuner_utils, "save_json", None)
+if _kerastuner_save_json is not None and _kerastuner_save_json is not _save_json_atomically:
+    _kerastuner_utils.save_json = _save_json_atomically
 
 
 class SearchFolderError(RuntimeError):

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import keras
@@ -248,6 +249,21 @@ def test_a_corrupt_kerastuner_file_is_named_with_the_way_out(tmp_path):
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'trial_0' / 'trial.json'} is corrupt or empty")
     assert "--overwrite" in message
+
+
+def test_kerastuner_json_writes_keep_the_old_file_until_the_new_one_is_whole(tmp_path, monkeypatch):
+    from keras_tuner.src import utils  # where KerasTuner writes every JSON file
+
+    path = tmp_path / "oracle.json"
+    utils.save_json(str(path), {"trials": 1})
+
+    def killed_before_the_rename(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed_before_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        utils.save_json(str(path), {"trials": 2})
+    assert json.loads(path.read_text()) == {"trials": 1}
 
 
 def test_a_project_of_another_search_is_refused(split, tmp_path):
