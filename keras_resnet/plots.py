@@ -394,7 +394,8 @@ def plot_search(
             log_colors = color_by in _LOG_SCALE_HYPERPARAMETERS and min(colors) > 0
             norm = LogNorm() if log_colors else None
             points = ax.scatter(positions, accuracy, c=colors, cmap="viridis", norm=norm, zorder=2)
-            fig.colorbar(points, ax=ax, label=color_by)
+            colorbar = fig.colorbar(points, ax=ax, label=color_by)
+            colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
         else:
             ax.scatter(positions, accuracy, color=_VAL_COLOR, zorder=2)
         ax.scatter(

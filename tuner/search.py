@@ -216,6 +216,10 @@ def main(argv=None) -> dict:
             "retraining the best trial: "
             + ", ".join(f"{name}={getattr(best, name)}" for name in searched)
         )
+        run_dir = os.path.join(best.output_dir, best.resolved_run_name())
+        if os.path.exists(os.path.join(run_dir, plots.METRICS_FILE)):
+            print(f"already retrained in {run_dir} (delete that folder to train it again)")
+            best = dataclasses.replace(best, verbose=0)  # train() only reports the stored run
         try:
             trained = training.train(best)
         except (training.RunFolderError, training.UnsupportedSetupError) as error:
