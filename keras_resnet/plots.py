@@ -1,4 +1,4 @@
-"""Matplotlib figures of a training run: training curves and the test confusion matrix.
+"""Matplotlib figures: a run's training curves and confusion matrix; a search's trials.
 
 A run folder left by the training code holds ``history.csv`` (written by
 ``keras.callbacks.CSVLogger``, one row per epoch, 0-based) and, once the run has
@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "test_metrics.json"
@@ -342,6 +343,123 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+SEARCH_SCATTER_FILE = "search_hyperparameters.png"
+SEARCH_CURVES_FILE = "search_best_curves.png"
+# Searched values drawn on a log axis; others (step size, depth choices) on a linear one.
+_LOG_SCALE_HYPERPARAMETERS = ("learning_rate", "gamma", "weight_decay")
+
+
+def plot_search(
+    rows: Sequence[Mapping],
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    out_dir: str | os.PathLike,
+    hyperparameters: Sequence[str] = ("learning_rate", "step_size"),
+    num_curves: int = 5,
+) -> list[Path]:
+    """The figures of a hyperparameter search, written into ``out_dir``.
+
+    ``search_hyperparameters.png`` has one panel per hyperparameter: each finished trial's
+    best validation accuracy against its value (colored by the first other
+    hyperparameter, the best trial ringed). ``search_best_curves.png`` has the
+    validation accuracy per epoch of the ``num_curves`` best trials.
+
+    Args:
+        rows: one mapping per trial (``tuning.summarize``): ``trial_id``,
+            ``best_val_accuracy`` and the hyperparameters' values.
+        histories: trial id -> its history columns (``read_history``).
+        out_dir: the folder to write into.
+        hyperparameters: the columns to plot against.
+        num_curves: how many of the best trials' curves to draw.
+
+    Example:
+        >>> plot_search(rows, {"0000": read_history("trial_0000/history.csv")}, "searches/lr")
+    """
+    finished = [row for row in rows if math.isfinite(_to_float(row.get("best_val_accuracy")))]
+    if not finished:
+        raise ValueError("No finished trial to plot: every `best_val_accuracy` is missing.")
+    finished.sort(key=lambda row: -float(row["best_val_accuracy"]))
+    accuracy = np.array([float(row["best_val_accuracy"]) for row in finished])
+    out_dir = Path(out_dir)
+
+    fig = Figure(figsize=(4.5 * len(hyperparameters), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(hyperparameters), squeeze=False)[0]
+    for ax, name in zip(axes, hyperparameters, strict=True):
+        x = [row.get(name) for row in finished]
+        numeric = all(isinstance(value, (int, float)) for value in x)
+        positions = np.array(x, dtype=float) if numeric else _category_positions(ax, x)
+        others = [other for other in hyperparameters if other != name]
+        color_by = others[0] if others else None
+        colors = [_to_float(row.get(color_by)) for row in finished] if color_by else None
+        if colors is not None and np.isfinite(colors).all():
+            log_colors = color_by in _LOG_SCALE_HYPERPARAMETERS and min(colors) > 0
+            norm = LogNorm() if log_colors else None
+            points = ax.scatter(positions, accuracy, c=colors, cmap="viridis", norm=norm, zorder=2)
+            colorbar = fig.colorbar(points, ax=ax, label=color_by)
+            colorbar.ax.yaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.scatter(positions, accuracy, color=_VAL_COLOR, zorder=2)
+        ax.scatter(
+            positions[:1],
+            accuracy[:1],
+            s=160,
+            facecolors="none",
+            edgecolors="red",
+            label=f"best: {accuracy[0]:.2%}",
+            zorder=3,
+        )
+        if numeric and name in _LOG_SCALE_HYPERPARAMETERS:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels only at powers of ten
+        ax.set_xlabel(name)
+        ax.set_ylabel("best validation accuracy")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    fig.suptitle(f"{len(finished)} trials")
+    paths = [_save_atomic(fig, out_dir / SEARCH_SCATTER_FILE)]
+
+    fig = Figure(figsize=CURVES_FIGSIZE, layout="constrained")
+    ax = fig.subplots()
+    for rank, row in enumerate(finished[:num_curves]):
+        history = _as_float_columns(histories.get(str(row["trial_id"]), {}))
+        if not _has(history, "val_accuracy"):
+            continue
+        epochs = (
+            history["epoch"] + 1
+            if "epoch" in history
+            else np.arange(1, len(history["val_accuracy"]) + 1)
+        )
+        label = ", ".join(f"{name}={_short(row.get(name))}" for name in hyperparameters)
+        ax.plot(
+            epochs,
+            history["val_accuracy"],
+            marker="o",
+            markersize=3,
+            linewidth=2.0 if rank == 0 else 1.2,
+            label=f"#{rank + 1} {label}",
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(f"Validation accuracy of the {min(num_curves, len(finished))} best trials")
+    paths.append(_save_atomic(fig, out_dir / SEARCH_CURVES_FILE))
+    return paths
+
+
+def _category_positions(ax, values) -> np.ndarray:
+    """Positions 0..k-1 for categorical values, labelled on the x axis."""
+    categories = list(dict.fromkeys(str(value) for value in values))
+    ax.set_xticks(range(len(categories)), categories)
+    return np.array([categories.index(str(value)) for value in values], dtype=float)
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: regenerate the figures of each run folder given.
 
@@ -373,10 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _to_float(cell: str) -> float:
+def _to_float(cell) -> float:
     try:
         return float(cell)
-    except ValueError:
+    except (TypeError, ValueError):
         return math.nan
 
 

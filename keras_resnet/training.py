@@ -145,6 +145,17 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     )
 
 
+def learning_rate_callback(config: TrainConfig) -> keras.callbacks.LearningRateScheduler:
+    """The recipe's schedule: StepLR from ``config.learning_rate``, set at each epoch.
+
+    Example:
+        >>> callback = learning_rate_callback(TrainConfig(step_size=10))
+    """
+    return keras.callbacks.LearningRateScheduler(
+        step_decay(config.learning_rate, config.step_size, config.gamma)
+    )
+
+
 # --- files written atomically ----------------------------------------------------------
 
 
@@ -521,16 +532,46 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         enable_determinism()
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISIONS[config.precision])
-    try:
-        with scope as replicas:
-            return _train(config, run_dir, replicas)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with precision_policy(config), scope as replicas:
+        return _train(config, run_dir, replicas)
 
 
-def _load_data(config: TrainConfig) -> data.CifarData:
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A run's arrays: the training part, the held-out validation part, the test set.
+
+    Images are uint8 in the current image data format; ``mean`` and ``std`` are the
+    per-channel statistics of the training part, which the model normalizes with.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def prepare_split(config: TrainConfig, replicas: int = 1) -> Split:
+    """Load the config's data, shuffle once with its seed, and hold out the validation part.
+
+    The last ``validation_fraction`` is held out, as ``validation_split`` would; the
+    normalization statistics come from the rest. With ``replicas`` > 1 each part keeps a
+    multiple of it, so every batch splits evenly over the devices.
+
+    Example:
+        >>> split = prepare_split(TrainConfig(synthetic=True))
+        >>> len(split.x_val) == round(0.2 * (len(split.x_train) + len(split.x_val)))
+        True
+    """
     dataset = data.load_cifar10(
         data_dir=config.data_dir,
         synthetic=config.synthetic,
@@ -539,7 +580,48 @@ def _load_data(config: TrainConfig) -> data.CifarData:
     )
     if config.train_subset or config.test_subset:
         dataset = data.subset(dataset, config.train_subset, config.test_subset, seed=config.seed)
-    return dataset
+    x_train, y_train = data.shuffle_once(dataset.x_train, dataset.y_train, config.seed)
+    x_test, y_test = dataset.x_test, dataset.y_test
+    num_fit = int(len(x_train) * (1 - config.validation_fraction))
+    x_val, y_val = _multiple_of(
+        replicas, x_train[num_fit:], y_train[num_fit:], "validation", config.verbose
+    )
+    x_train, y_train = _multiple_of(
+        replicas, x_train[:num_fit], y_train[:num_fit], "training", config.verbose
+    )
+    pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    if keras.config.image_data_format() == "channels_first":
+        x_train, x_val, x_test = (x.transpose(0, 3, 1, 2) for x in (x_train, x_val, x_test))
+    return Split(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        mean,
+        std,
+        tuple(dataset.class_names),
+        dataset.source,
+    )
+
+
+@contextlib.contextmanager
+def precision_policy(config: TrainConfig):
+    """Make the config's precision the global dtype policy, and restore the old one on exit.
+
+    Example:
+        >>> with precision_policy(TrainConfig(precision="bf16")):
+        ...     keras.config.dtype_policy().name
+        'mixed_bfloat16'
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[config.precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose: int):
@@ -554,22 +636,9 @@ def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose
 
 
 def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult:
-    dataset = _load_data(config)
-    x_train, y_train = data.shuffle_once(dataset.x_train, dataset.y_train, config.seed)
-    x_test, y_test = dataset.x_test, dataset.y_test
-    # The last fraction is held out, as validation_split would; statistics come from the
-    # rest. Each part keeps a multiple of the replicas, so every batch splits evenly.
-    num_fit = int(len(x_train) * (1 - config.validation_fraction))
-    x_val, y_val = _multiple_of(
-        replicas, x_train[num_fit:], y_train[num_fit:], "validation", config.verbose
-    )
-    x_train, y_train = _multiple_of(
-        replicas, x_train[:num_fit], y_train[:num_fit], "training", config.verbose
-    )
-    pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
-    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-    if keras.config.image_data_format() == "channels_first":
-        x_train, x_val, x_test = (x.transpose(0, 3, 1, 2) for x in (x_train, x_val, x_test))
+    split = prepare_split(config, replicas)
+    x_train, y_train, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
+    x_test, y_test, mean, std = split.x_test, split.y_test, split.mean, split.std
 
     config_path = run_dir / CONFIG_FILE
     if not config_path.exists():
@@ -584,11 +653,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
                 "replicas": replicas,
                 "test_images": len(x_test),
                 "normalization": {"mean": mean.tolist(), "std": std.tolist()},
-                **_environment(dataset.source),
+                **_environment(split.source),
             },
         )
 
-    model = build_training_model(config, mean, std, dataset.num_classes)
+    model = build_training_model(config, mean, std, split.num_classes)
     compile_model(model, config)
 
     history_path = run_dir / plots.HISTORY_FILE
@@ -602,9 +671,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # on disk. (A kill in the instant between renaming best.keras and rewriting the
     # history can leave best.keras from the epoch that is then rerun.)
     callbacks = [
-        keras.callbacks.LearningRateScheduler(
-            step_decay(config.learning_rate, config.step_size, config.gamma)
-        ),
+        learning_rate_callback(config),
         stopper,
         HistoryWriter(history_path),
         AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
@@ -631,7 +698,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         best_model, x_test, y_test, batch_size=max(256, config.batch_size), replicas=replicas
     )
     metrics.update(
-        class_names=list(dataset.class_names),
+        class_names=list(split.class_names),
         best_epoch=best_row["epoch"] + 1,
         best_val_accuracy=best_row[MONITOR],
         epochs_completed=len(rows),
