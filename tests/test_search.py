@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import pytest
+from processes import sigkill_when, tail
 
 from keras_resnet.config import TrainConfig
 from keras_resnet.tuning import SearchSpace
@@ -71,10 +72,6 @@ def _trials(project: Path) -> dict[str, dict]:
         except json.JSONDecodeError:  # being written (KerasTuner writes in place)
             continue
     return trials
-
-
-def _tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text()[-chars:] if path.exists() else ""
 
 
 # --------------------------------------------------------------------------- flags
@@ -166,34 +163,25 @@ def resumed_search(tmp_path_factory):
     project = work / "searches" / "resnet20-random"
     command = [sys.executable, str(SEARCH_SCRIPT), *TINY_FLAGS, "--max-trials=3"]
     env = _env()
-    out1 = work / "first.out"
-    with open(out1, "w") as output:
-        process = subprocess.Popen(
-            command, cwd=work, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 480
-            while True:
-                trials = _trials(project)
-                first_done = trials.get("trial_0", {}).get("status") == "COMPLETED"
-                if first_done and trials.get("trial_1", {}).get("status") == "RUNNING":
-                    break
-                if process.poll() is not None:
-                    pytest.fail(f"the search exited before the kill:\n{_tail(out1)}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"trial 2 did not start within 480 s:\n{_tail(out1)}")
-                time.sleep(0.05)
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+
+    def second_trial_running() -> bool:
+        trials = _trials(project)
+        first_done = trials.get("trial_0", {}).get("status") == "COMPLETED"
+        return first_done and trials.get("trial_1", {}).get("status") == "RUNNING"
+
+    returncode = sigkill_when(
+        command,
+        second_trial_running,
+        cwd=work,
+        env=env,
+        log=work / "first.log",
+        waiting_for="second trial",
+    )
     before = _trials(project)
     second = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     if second.returncode != 0:
         pytest.fail(f"the resumed search failed:\n{second.stdout[-2000:]}{second.stderr[-3000:]}")
-    return project, process.returncode, before, second, _trials(project), command, work
+    return project, returncode, before, second, _trials(project), command, work
 
 
 def test_a_killed_search_keeps_finished_trials_and_reruns_the_unfinished(resumed_search):
@@ -283,14 +271,14 @@ def test_a_chief_and_two_workers_finish_every_trial_once(tmp_path):
             try:
                 process.wait(timeout=max(1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pytest.fail(f"{tuner_id} did not exit within 540 s:\n{_tail(logs[tuner_id])}")
+                pytest.fail(f"{tuner_id} did not exit within 540 s:\n{tail(logs[tuner_id])}")
     finally:
         for process in processes.values():
             if process.poll() is None:
                 process.kill()
                 process.wait()
     for tuner_id, process in processes.items():
-        assert process.returncode == 0, f"{tuner_id}:\n{_tail(logs[tuner_id])}"
+        assert process.returncode == 0, f"{tuner_id}:\n{tail(logs[tuner_id])}"
     project = tmp_path / "searches" / "resnet20-random"
     trials = _trials(project)
     assert sorted(trials) == ["trial_0", "trial_1", "trial_2", "trial_3"]

@@ -18,13 +18,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from processes import sigkill_when
 
 from keras_resnet import data, plots, training
 from keras_resnet.config import QUICK, TrainConfig
@@ -191,10 +191,6 @@ def _backed_up_epochs(run_dir: Path) -> int:
         return 0
 
 
-def _tail(path: Path, lines=30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """The CLI on synthetic data, SIGKILLed mid-run, then the same command to the end.
@@ -228,28 +224,16 @@ def resumed_run(tmp_path_factory):
         env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     epochs = config.epochs
 
-    out1, err1 = work / "first.out", work / "first.err"
-    with open(out1, "w") as stdout, open(err1, "w") as stderr:
-        process = subprocess.Popen(command, cwd=work, env=env, stdout=stdout, stderr=stderr)
-        try:
-            deadline = time.monotonic() + 480
-            while _backed_up_epochs(run_dir) < 1:
-                if process.poll() is not None:
-                    pytest.fail(
-                        f"the first run exited ({process.returncode}) before it could be "
-                        f"killed:\n{_tail(err1)}"
-                    )
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no epoch finished within 480 s:\n{_tail(err1)}")
-                time.sleep(0.05)
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    returncode = sigkill_when(
+        command,
+        lambda: _backed_up_epochs(run_dir) >= 1,
+        cwd=work,
+        env=env,
+        log=work / "first.log",
+        waiting_for="backed-up epoch",
+    )
     killed = types.SimpleNamespace(
-        returncode=process.returncode,
+        returncode=returncode,
         backed_up=_backed_up_epochs(run_dir),
         history=_history_epochs(run_dir / "history.csv"),
         finished=(run_dir / "test_metrics.json").exists() or not (run_dir / "backup").is_dir(),

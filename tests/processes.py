@@ -1,0 +1,58 @@
+"""Running the project's commands as users do: real subprocesses, killed with SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file ("" if there is none)."""
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def sigkill_when(
+    command: list[str],
+    ready: Callable[[], bool],
+    *,
+    cwd: Path,
+    env: dict,
+    log: Path,
+    waiting_for: str,
+    timeout_s: float = 480,
+) -> int:
+    """Start ``command``, SIGKILL it as soon as ``ready()`` holds, and return its status.
+
+    Output goes to ``log``. The test fails, naming ``waiting_for`` and showing the log,
+    if the command exits first or ``ready()`` does not hold within ``timeout_s`` (generous:
+    process start and compilation are slow on a busy 2-core machine).
+    """
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not ready():
+                if process.poll() is not None:
+                    pytest.fail(
+                        f"the command exited ({process.returncode}) while waiting for "
+                        f"{waiting_for}:\n{tail(log)}"
+                    )
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no {waiting_for} within {timeout_s:.0f} s:\n{tail(log)}")
+                time.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return process.returncode
