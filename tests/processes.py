@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -16,6 +20,20 @@ def tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return ""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def command_env(**extra: str) -> dict:
+    """This process's environment for a child command: the same Keras backend, this
+    checkout first on the import path, unbuffered output, TensorFlow's logs quiet."""
+    pythonpath = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "KERAS_BACKEND": keras.backend.backend(),
+        "PYTHONPATH": os.pathsep.join(filter(None, pythonpath)),
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **extra,
+    }
 
 
 def sigkill_when(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from processes import sigkill_when, tail
+from processes import command_env, sigkill_when, tail
 
 from keras_resnet.config import TrainConfig
 from keras_resnet.tuning import SearchSpace
@@ -51,17 +51,11 @@ def cli():
 
 
 def _env(**extra) -> dict:
-    pythonpath = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": keras.backend.backend(),
-        "PYTHONPATH": os.pathsep.join(filter(None, pythonpath)),
-        "PYTHONUNBUFFERED": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = command_env(**extra)
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        env.pop(name, None)
-    return {**env, **extra}
+        if name not in extra:
+            env.pop(name, None)
+    return env
 
 
 def _trials(project: Path) -> dict[str, dict]:

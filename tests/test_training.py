@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from processes import sigkill_when
+from processes import command_env, sigkill_when
 
 from keras_resnet import data, plots, training
 from keras_resnet.config import QUICK, TrainConfig
@@ -209,14 +209,7 @@ def resumed_run(tmp_path_factory):
         "--verbose=2",
         "--output-dir=runs",
     ]
-    pythonpath = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": keras.backend.backend(),
-        "PYTHONPATH": os.pathsep.join(filter(None, pythonpath)),
-        "PYTHONUNBUFFERED": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
+    env = command_env()
     if keras.backend.backend() == "jax":
         # The second process reuses what the first compiled (model build, train step):
         # about 30 s less on a busy 2-core machine. Nothing else changes.
