@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model = parser.add_argument_group("model")
     model.add_argument("--model", help=f"one of: {', '.join(MODEL_SPECS)} (default resnet18)")
-    model.add_argument("--shortcut", help=f"one of: {', '.join(SHORTCUTS)} (default: the model's)")
+    model.add_argument(
+        "--shortcut",
+        help=f"one of: {', '.join(SHORTCUTS)} (default: the model's; none: a plain network)",
+    )
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULTS.epochs})")
     recipe.add_argument("--batch-size", type=int, help=f"(default {DEFAULTS.batch_size})")
