@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from keras_resnet.config import TrainConfig
+from keras_resnet.data import shuffle_once
 from keras_resnet.plots import HISTORY_FILE, _save_atomic
 from keras_resnet.specs import MODEL_SPECS
 from keras_resnet.training import (
@@ -161,8 +162,8 @@ def probe_images(config: TrainConfig, count: int):
         >>> x, y = probe_images(TrainConfig(synthetic=True), 64)
     """
     dataset = _load_data(config)
-    order = np.random.default_rng(config.seed).permutation(len(dataset.y_train))[:count]
-    x, y = dataset.x_train[order], dataset.y_train[order]
+    x, y = shuffle_once(dataset.x_train, dataset.y_train, config.seed)
+    x, y = x[:count], y[:count]
     if keras.config.image_data_format() == "channels_first":
         x = x.transpose(0, 3, 1, 2)
     return x, y
