@@ -174,7 +174,8 @@ def train_and_probe(config: TrainConfig, num_probe_images: int) -> dict:
 
     "init" is the network ``train`` started from, rebuilt from the same seed (the same
     initial weights: nothing draws from Keras's random state between seeding and
-    building); "trained" is the model that ``train`` keeps (the best validation epoch).
+    building; the quick-mode test checks it); "trained" is the model that ``train``
+    keeps, the best validation epoch's (``best_epoch`` and ``steps_to_best_epoch``).
     Returns the run's error curves, test error, gradient norms and first-to-last ratios.
 
     Example:
@@ -186,9 +187,9 @@ def train_and_probe(config: TrainConfig, num_probe_images: int) -> dict:
     stored = json.loads((result.run_dir / CONFIG_FILE).read_text())
     norm = stored["normalization"]
     x, y = probe_images(config, num_probe_images)
-    keras.utils.set_random_seed(config.seed)
-    initial = build_training_model(config, norm["mean"], norm["std"], int(y.max()) + 1)
     trained = keras.saving.load_model(result.run_dir / BEST_MODEL_FILE)
+    keras.utils.set_random_seed(config.seed)
+    initial = build_training_model(config, norm["mean"], norm["std"], trained.output.shape[-1])
     norms = {
         "init": backbone_gradient_norms(initial, x, y),
         "trained": backbone_gradient_norms(trained, x, y),

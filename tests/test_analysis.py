@@ -194,8 +194,31 @@ def test_script_settings_full_and_flags(script):
 # train() runs, each compiling, saving, evaluating and plotting.
 @pytest.mark.slow
 def test_script_quick_mode_end_to_end_then_rerun_skips(script, tmp_path, monkeypatch, capsys):
+    from keras_resnet import training
+
+    # The "init" probe must see the very weights train() starts from.
+    stem_kernels = {"train": [], "probe": []}
+
+    def recording(original, key):
+        def build(*args, **kwargs):
+            model = original(*args, **kwargs)
+            kernel = model.layers[-1].get_layer("conv1_conv").kernel
+            stem_kernels[key].append(keras.ops.convert_to_numpy(kernel).copy())
+            return model
+
+        return build
+
+    monkeypatch.setattr(
+        training, "build_training_model", recording(training.build_training_model, "train")
+    )
+    monkeypatch.setattr(
+        analysis, "build_training_model", recording(analysis.build_training_model, "probe")
+    )
     flags = ["--quick", "--synthetic", f"--output-dir={tmp_path}", "--verbose=0"]
     results = script.main(flags)
+    assert len(stem_kernels["train"]) == len(stem_kernels["probe"]) == 2
+    for trained_from, probed in zip(stem_kernels["train"], stem_kernels["probe"], strict=True):
+        np.testing.assert_array_equal(trained_from, probed)
     networks = results["networks"]
     assert list(networks) == ["plain-20", "resnet-20"]
     for label, net in networks.items():
