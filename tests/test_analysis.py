@@ -167,17 +167,22 @@ def test_results_are_recorded_one_network_at_a_time_and_plotted(tmp_path):
         analysis.plot_results(tmp_path / "empty")
 
 
-@pytest.fixture(scope="module")
-def script():
+def load_script():
     spec = importlib.util.spec_from_file_location("plain_vs_residual", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_importing_the_script_runs_nothing(script, tmp_path):
-    assert callable(script.main)
-    assert not (tmp_path / "runs").exists()
+@pytest.fixture(scope="module")
+def script():
+    return load_script()
+
+
+def test_importing_the_script_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert callable(load_script().main)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_script_settings_full_and_flags(script):
