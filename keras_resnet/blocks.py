@@ -82,12 +82,16 @@ def shortcut(x, filters, strides, kind, *, name):
     (option B) uses a strided 1x1 conv + BN and ``"zero_pad"`` (option A) a
     parameter-free strided identity with zero channels appended; elsewhere both
     are the identity. ``"projection_all"`` (option C) projects in every block.
+    ``"none"`` (a plain network) has no shortcut: it returns None, and the block
+    ends without an addition.
 
     Example:
         >>> x = keras.Input((32, 32, 16))
         >>> shortcut(x, 32, 2, "zero_pad", name="conv3_block1").shape
         (None, 16, 16, 32)
     """
+    if kind == "none":
+        return None
     changes_shape = strides != 1 or x.shape[channel_axis()] != filters
     if kind == "projection_all" or (kind == "projection" and changes_shape):
         return conv_bn(x, filters, 1, strides, name=f"{name}_0", activation=None)
@@ -97,7 +101,9 @@ def shortcut(x, filters, strides, kind, *, name):
 
 
 def _merge(residual, short, name):
-    x = keras.layers.Add(name=f"{name}_add")([short, residual])
+    # A plain block (no shortcut) keeps the ``..._out`` name, so residual and plain
+    # networks have the same layer names apart from ``..._add``.
+    x = residual if short is None else keras.layers.Add(name=f"{name}_add")([short, residual])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 

@@ -42,7 +42,7 @@ def add_config_arguments(
         model,
         "--shortcut",
         "shortcut",
-        help=f"one of: {', '.join(SHORTCUTS)} (default: the model's)",
+        help=f"one of: {', '.join(SHORTCUTS)} (default: the model's; none: a plain network)",
     )
     recipe = parser.add_argument_group("recipe")
     add(recipe, "--epochs", "epochs", type=int, help=f"maximum epochs (default {DEFAULTS.epochs})")

@@ -41,7 +41,8 @@ class TrainConfig:
 
     Attributes:
         model: a registered model name (``keras_resnet.list_models()``).
-        shortcut: "zero_pad", "projection", "projection_all", or None for the model's.
+        shortcut: "zero_pad", "projection", "projection_all", "none" (a plain network),
+            or None for the model's.
         epochs: maximum epochs (100: three StepLR decays at 30/60/90, then 1e-4).
         batch_size: 128, as in the notes and the ResNet paper's CIFAR runs.
         learning_rate: initial SGD learning rate, 0.1 (the paper's CIFAR value).

@@ -154,8 +154,9 @@ def build_resnet(
         classifier_activation: activation of ``predictions``; None gives logits.
         weights: None, or a path to a ``.weights.h5``/``.keras`` file to load, or to a
             torchvision state dict (``.pth``/``.pt``, see ``load_torchvision_weights``).
-        shortcut: "zero_pad" (option A), "projection" (B) or "projection_all" (C);
-            defaults to the spec's (A for the CIFAR family, B otherwise).
+        shortcut: "zero_pad" (option A), "projection" (B), "projection_all" (C) or
+            "none" (a plain network: no shortcuts, otherwise identical); defaults to the
+            spec's (A for the CIFAR family, B otherwise).
         stem: "imagenet" or "cifar"; defaults to the spec's, or by input size
             (see ``resolve_stem``).
         name: model name.

@@ -209,7 +209,7 @@ def plot_history(
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc=legend_places[name], fontsize="small")
     fig.suptitle(title)
-    return _save_atomic(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(
@@ -291,7 +291,7 @@ def plot_confusion_matrix(
     accuracy_text = "n/a" if math.isnan(accuracy) else f"{accuracy:.2%}"
     kind = "row-normalized" if normalize else "counts"
     ax.set_title(f"{title} ({kind})\naccuracy {accuracy_text} of {int(total):,} samples")
-    return _save_atomic(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
@@ -416,7 +416,7 @@ def plot_search(
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     fig.suptitle(f"{len(finished)} trials")
-    paths = [_save_atomic(fig, out_dir / SEARCH_SCATTER_FILE)]
+    paths = [save_figure(fig, out_dir / SEARCH_SCATTER_FILE)]
 
     fig = Figure(figsize=CURVES_FIGSIZE, layout="constrained")
     ax = fig.subplots()
@@ -445,7 +445,7 @@ def plot_search(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     ax.set_title(f"Validation accuracy of the {min(num_curves, len(finished))} best trials")
-    paths.append(_save_atomic(fig, out_dir / SEARCH_CURVES_FILE))
+    paths.append(save_figure(fig, out_dir / SEARCH_CURVES_FILE))
     return paths
 
 
@@ -550,8 +550,13 @@ def _read_metrics(path: Path) -> dict:
     return metrics
 
 
-def _save_atomic(fig: Figure, path: str | os.PathLike) -> Path:
-    """Save to a temporary file beside ``path``, then rename it over ``path``."""
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Save ``fig`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    Example:
+        >>> save_figure(Figure(), "runs/x/figure.png")
+        PosixPath('runs/x/figure.png')
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"

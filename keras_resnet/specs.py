@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 BLOCK_TYPES = ("basic", "bottleneck")
-# "zero_pad" is the paper's option A, "projection" option B, "projection_all" option C.
-SHORTCUTS = ("zero_pad", "projection", "projection_all")
+# "zero_pad" is the paper's option A, "projection" option B, "projection_all" option C;
+# "none" removes every shortcut: the paper's plain networks (section 4.2), with exactly
+# option A's weights, since option A's shortcuts have none.
+SHORTCUTS = ("zero_pad", "projection", "projection_all", "none")
 STEMS = ("imagenet", "cifar")
 # Expansion of a block's output width over its stage width (He et al. 2016, table 1).
 BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}

@@ -15,6 +15,7 @@ import keras_resnet
 CASES = {
     "option_a": lambda: keras_resnet.ResNet20(),
     "option_b": lambda: keras_resnet.ResNet20(shortcut="projection"),
+    "plain": lambda: keras_resnet.ResNet20(shortcut="none"),
 }
 
 

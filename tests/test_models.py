@@ -199,6 +199,33 @@ def test_shortcut_options():
     assert count(keras_resnet.ResNet18(), keras_resnet.ZeroPadShortcut) == 0
 
 
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "resnet18", "resnet50"])
+def test_plain_network_is_option_a_without_the_additions(name):
+    residual = get_model(name, input_shape=(32, 32, 3), shortcut="zero_pad")
+    plain = get_model(name, input_shape=(32, 32, 3), shortcut="none")
+    assert trainable_parameters(plain) == trainable_parameters(residual)
+    assert plain.count_params() == residual.count_params()
+    kinds = (keras.layers.Add, keras_resnet.ZeroPadShortcut)
+    assert not [layer.name for layer in plain.layers if isinstance(layer, kinds)]
+    # Only the additions and option A's shortcuts are missing; every other layer is kept.
+    names = [layer.name for layer in residual.layers if not isinstance(layer, kinds)]
+    assert [layer.name for layer in plain.layers] == names
+    last_bn = "conv2_block1_2_bn" if MODEL_SPECS[name].block == "basic" else "conv2_block1_3_bn"
+    assert plain.get_layer("conv2_block1_out").input is plain.get_layer(last_bn).output
+
+
+def test_plain_network_is_the_chain_of_its_layers():
+    keras.utils.set_random_seed(0)
+    plain = keras_resnet.ResNet20(shortcut="none", classifier_activation=None)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    y = x
+    for layer in plain.layers[1:]:  # in a chain, each layer feeds the next
+        y = layer(y, training=False)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(y), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
+
+
 def test_option_a_shortcut_inside_the_model_is_strided_identity_plus_zeros():
     model = keras_resnet.ResNet20()
     probe = keras.Model(
