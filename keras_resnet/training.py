@@ -129,6 +129,11 @@ def build_training_model(
 def compile_model(model: keras.Model, config: TrainConfig) -> None:
     """SGD with momentum and PyTorch-style weight decay, cross-entropy, accuracy.
 
+    A model built under fp16 (``mixed_float16``) gets dynamic loss scaling: Keras's
+    ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer`` when the
+    model's dtype policy is ``mixed_float16`` (``auto_scale_loss=True``, its default).
+    bf16 has float32's exponent range and needs none.
+
     Example:
         >>> compile_model(model, TrainConfig())
     """
