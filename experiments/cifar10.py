@@ -3,10 +3,12 @@
     python experiments/cifar10.py --data-dir ../shared/datasets/cifar10-jpeg
     python experiments/cifar10.py --quick --data-dir ../shared/datasets/cifar10-jpeg
     python experiments/cifar10.py --model resnet56 --shortcut zero_pad --epochs 164
+    python experiments/cifar10.py --recipe fast --data-dir ../shared/datasets/cifar10-jpeg
 
 Every default is the notes' ResNet-18 recipe (see keras_resnet/config.py for each value
-and its source). Running the same command again resumes an interrupted run from its last
-finished epoch; a finished run is reported, not retrained (--overwrite retrains).
+and its source); ``--recipe fast`` is a preset of fewer, larger steps (config.RECIPES).
+Running the same command again resumes an interrupted run from its last finished epoch; a
+finished run is reported, not retrained (--overwrite retrains).
 Regenerate a run's plots with ``python -m keras_resnet.plots RUN_DIR``.
 """
 

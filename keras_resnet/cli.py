@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from collections.abc import Collection, Sequence
 
-from keras_resnet.config import PRECISIONS, QUICK, TrainConfig
+from keras_resnet.config import PRECISIONS, QUICK, RECIPES, SCHEDULES, TrainConfig
 from keras_resnet.specs import MODEL_SPECS, SHORTCUTS
 
 DEFAULTS = TrainConfig()
@@ -21,7 +21,8 @@ CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig
 def add_config_arguments(
     parser: argparse.ArgumentParser, omit: Collection[str] = ()
 ) -> argparse.ArgumentParser:
-    """Add a flag for every ``TrainConfig`` field (and ``--quick``), except those in ``omit``.
+    """Add a flag for every ``TrainConfig`` field (and ``--quick``, ``--recipe``), except
+    those in ``omit``.
 
     Every flag defaults to None, meaning "the config's default", so explicit flags can be
     told apart from defaults (``--quick`` applies only where no flag was given).
@@ -70,6 +71,46 @@ def add_config_arguments(
         help=f"epochs between LR drops (default {DEFAULTS.step_size})",
     )
     add(recipe, "--gamma", "gamma", type=float, help=f"LR drop factor (default {DEFAULTS.gamma})")
+    add(
+        recipe,
+        "--recipe",
+        "recipe",
+        choices=list(RECIPES),
+        help="a preset of the recipe flags, under any given explicitly; fast: "
+        + ", ".join(f"{key}={value}" for key, value in RECIPES["fast"].items())
+        + " (default notes: the defaults shown here)",
+    )
+    add(
+        recipe,
+        "--schedule",
+        "schedule",
+        choices=list(SCHEDULES),
+        help="step: StepLR per epoch; one_cycle: per step up to --lr and down to 0 "
+        f"(default {DEFAULTS.schedule})",
+    )
+    add(
+        recipe,
+        "--nesterov",
+        "nesterov",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Nesterov momentum (default off)",
+    )
+    add(
+        recipe,
+        "--label-smoothing",
+        "label_smoothing",
+        type=float,
+        help=f"(default {DEFAULTS.label_smoothing})",
+    )
+    add(
+        recipe,
+        "--flip-test",
+        "flip_test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average test predictions over each image and its mirror image (default off)",
+    )
     add(
         recipe,
         "--patience",
@@ -161,8 +202,8 @@ def config_from_args(
 ) -> TrainConfig:
     """The validated ``TrainConfig`` the flags ask for; an invalid value exits with status 2.
 
-    Precedence: explicit flags, then ``--quick``'s values, then ``defaults``, then the
-    config's own defaults.
+    Precedence: explicit flags, then ``--quick``'s values, then ``--recipe``'s, then
+    ``defaults``, then the config's own defaults.
 
     Example:
         >>> parser = add_config_arguments(argparse.ArgumentParser())
@@ -176,6 +217,8 @@ def config_from_args(
     }
     if getattr(args, "quick", False):
         values = {**QUICK, **values}
+    if getattr(args, "recipe", None):
+        values = {**RECIPES[args.recipe], **values}
     try:
         return TrainConfig(**{**defaults, **values})
     except ValueError as error:

@@ -1,8 +1,11 @@
-"""Learning-rate schedules as plain functions of the epoch."""
+"""Learning-rate schedules as plain functions of the epoch, or of the step."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import keras
+from keras import ops
 
 
 def step_decay(learning_rate: float, step_size: int, gamma: float) -> Callable[[int], float]:
@@ -22,3 +25,71 @@ def step_decay(learning_rate: float, step_size: int, gamma: float) -> Callable[[
         return float(learning_rate * gamma ** (epoch // step_size))
 
     return schedule
+
+
+def one_cycle(
+    peak: float, total_steps: int, warmup_fraction: float = 0.25, start_factor: float = 0.1
+) -> Callable[[int], float]:
+    """A triangular one-cycle schedule of the step: linear from ``start_factor * peak`` up to
+    ``peak`` over the first ``warmup_fraction`` of ``total_steps``, then linear down to 0 at
+    ``total_steps`` (and 0 after it).
+
+    Example:
+        >>> schedule = one_cycle(0.4, total_steps=100, warmup_fraction=0.25)
+        >>> [round(schedule(step), 6) for step in (0, 25, 100)]
+        [0.04, 0.4, 0.0]
+    """
+    _check_one_cycle(total_steps, warmup_fraction, start_factor)
+    warmup = warmup_fraction * total_steps
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return float(peak * (start_factor + (1 - start_factor) * step / warmup))
+        return float(peak * max(0.0, (total_steps - step) / (total_steps - warmup)))
+
+    return schedule
+
+
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """``one_cycle`` as a Keras schedule, so the optimizer sets the rate at every step.
+
+    Example:
+        >>> optimizer = keras.optimizers.SGD(learning_rate=OneCycle(0.4, total_steps=1000))
+    """
+
+    def __init__(self, peak, total_steps, warmup_fraction=0.25, start_factor=0.1):
+        _check_one_cycle(total_steps, warmup_fraction, start_factor)
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_fraction = float(warmup_fraction)
+        self.start_factor = float(start_factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = self.warmup_fraction * self.total_steps
+        rising = self.start_factor + (1 - self.start_factor) * step / warmup
+        falling = ops.maximum(0.0, (self.total_steps - step) / (self.total_steps - warmup))
+        return self.peak * ops.where(step < warmup, rising, falling)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_fraction": self.warmup_fraction,
+            "start_factor": self.start_factor,
+        }
+
+
+def _check_one_cycle(total_steps, warmup_fraction, start_factor) -> None:
+    if total_steps < 1:
+        raise ValueError(f"`total_steps` must be at least 1. Received: total_steps={total_steps}")
+    if not 0 < warmup_fraction < 1:
+        raise ValueError(
+            "`warmup_fraction` must be strictly between 0 and 1. "
+            f"Received: warmup_fraction={warmup_fraction}"
+        )
+    if not 0 <= start_factor <= 1:
+        raise ValueError(
+            f"`start_factor` must be between 0 and 1. Received: start_factor={start_factor}"
+        )

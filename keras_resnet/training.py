@@ -35,7 +35,7 @@ from keras_resnet import augment, data, plots
 from keras_resnet.config import PRECISIONS, TrainConfig
 from keras_resnet.models import get_model
 from keras_resnet.optimizers import TorchSGD
-from keras_resnet.schedules import step_decay
+from keras_resnet.schedules import OneCycle, step_decay
 
 MONITOR = "val_accuracy"
 CONFIG_FILE = "config.json"
@@ -126,8 +126,14 @@ def build_training_model(
     return keras.Model(inputs, backbone(x), name=f"cifar10_{config.model}")
 
 
-def compile_model(model: keras.Model, config: TrainConfig) -> None:
+def compile_model(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int | None = None
+) -> None:
     """SGD with momentum and PyTorch-style weight decay, cross-entropy, accuracy.
+
+    With ``schedule="one_cycle"`` the optimizer's learning rate is a per-step ``OneCycle``
+    over ``config.epochs * steps_per_epoch`` steps; with "step" it is set each epoch by
+    ``learning_rate_callback``. ``label_smoothing`` > 0 uses ``SparseSmoothedCrossentropy``.
 
     A model built under fp16 (``mixed_float16``) gets dynamic loss scaling: Keras's
     ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer`` when the
@@ -137,28 +143,92 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
     Example:
         >>> compile_model(model, TrainConfig())
     """
+    learning_rate = config.learning_rate
+    if config.schedule == "one_cycle":
+        if not steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(
+                "`schedule='one_cycle'` sets the learning rate per step and needs the number "
+                "of steps: pass steps_per_epoch (ceil(training images / batch size)). "
+                f"Received: steps_per_epoch={steps_per_epoch!r}"
+            )
+        learning_rate = OneCycle(config.learning_rate, config.epochs * steps_per_epoch)
     jit = config.jit_compile
     if jit is None:
         jit = default_jit_compile(keras.backend.backend())
+    loss = "sparse_categorical_crossentropy"
+    if config.label_smoothing:
+        loss = SparseSmoothedCrossentropy(config.label_smoothing)
     model.compile(
         optimizer=TorchSGD(
-            learning_rate=config.learning_rate, momentum=config.momentum, l2=config.weight_decay
+            learning_rate=learning_rate,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            l2=config.weight_decay,
         ),
-        loss="sparse_categorical_crossentropy",
+        loss=loss,
         metrics=["accuracy"],
         jit_compile=jit,
     )
 
 
-def learning_rate_callback(config: TrainConfig) -> keras.callbacks.LearningRateScheduler:
-    """The recipe's schedule: StepLR from ``config.learning_rate``, set at each epoch.
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy of integer labels smoothed towards the uniform distribution.
+
+    Keras's ``SparseCategoricalCrossentropy`` has no ``label_smoothing`` (3.15), so the
+    labels are one-hot encoded and passed to ``categorical_crossentropy``, which has.
+
+    Example:
+        >>> loss = SparseSmoothedCrossentropy(0.1)
+        >>> float(loss(np.array([0]), np.array([[0.9, 0.1]])))
+        0.2...
+    """
+
+    def __init__(self, label_smoothing=0.1, name="sparse_smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        num_classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
+        one_hot = keras.ops.one_hot(labels, num_classes, dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def learning_rate_callback(config: TrainConfig) -> keras.callbacks.Callback:
+    """The recipe's schedule at each epoch: StepLR from ``config.learning_rate`` sets it;
+    a per-step schedule ("one_cycle", set by the optimizer) is only logged.
+
+    Either way the epoch's logs get ``learning_rate`` (the rate the epoch started with).
 
     Example:
         >>> callback = learning_rate_callback(TrainConfig(step_size=10))
     """
-    return keras.callbacks.LearningRateScheduler(
-        step_decay(config.learning_rate, config.step_size, config.gamma)
-    )
+    if config.schedule == "step":
+        return keras.callbacks.LearningRateScheduler(
+            step_decay(config.learning_rate, config.step_size, config.gamma)
+        )
+    return LearningRateLogger()
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the learning rate each epoch started with to its logs (``learning_rate``).
+
+    Example:
+        >>> model.fit(x, y, callbacks=[LearningRateLogger()])
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self._rate
 
 
 # --- files written atomically ----------------------------------------------------------
@@ -408,8 +478,13 @@ def _stored_result(run_dir: Path) -> TrainResult:
     )
 
 
-def evaluate_test_set(model, x_test, y_test, batch_size: int, replicas: int = 1) -> dict:
+def evaluate_test_set(
+    model, x_test, y_test, batch_size: int, replicas: int = 1, flip: bool = False
+) -> dict:
     """Test loss, accuracy and confusion matrix (rows true, columns predicted) in one pass.
+
+    With ``flip`` the predicted distribution of each image is averaged with that of its
+    horizontal mirror image (test-time augmentation; a second pass).
 
     With ``replicas`` > 1 every predicted batch is a multiple of it (data-parallel JAX
     shards each batch): the batch size is rounded up and the test set padded, and the
@@ -421,11 +496,18 @@ def evaluate_test_set(model, x_test, y_test, batch_size: int, replicas: int = 1)
     """
     batch_size = -(-batch_size // replicas) * replicas
     padding = np.zeros((-len(x_test) % replicas, *x_test.shape[1:]), x_test.dtype)
-    probabilities = model.predict(
-        np.concatenate([x_test, padding]) if len(padding) else x_test,
-        batch_size=batch_size,
-        verbose=0,
-    )[: len(x_test)].astype("float64")
+
+    def predict(images):
+        return model.predict(
+            np.concatenate([images, padding]) if len(padding) else images,
+            batch_size=batch_size,
+            verbose=0,
+        )[: len(images)].astype("float64")
+
+    probabilities = predict(x_test)
+    if flip:
+        width_axis = 3 if keras.config.image_data_format() == "channels_first" else 2
+        probabilities = (probabilities + predict(np.flip(x_test, axis=width_axis))) / 2
     predicted = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(y_test)), y_test]
     num_classes = probabilities.shape[1]
@@ -663,7 +745,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         )
 
     model = build_training_model(config, mean, std, split.num_classes)
-    compile_model(model, config)
+    compile_model(model, config, steps_per_epoch=-(-len(x_train) // config.batch_size))
 
     history_path = run_dir / plots.HISTORY_FILE
     best_path = run_dir / BEST_MODEL_FILE
@@ -700,7 +782,12 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     best_row = _best_row(rows)
     best_model = keras.saving.load_model(best_path)
     metrics = evaluate_test_set(
-        best_model, x_test, y_test, batch_size=max(256, config.batch_size), replicas=replicas
+        best_model,
+        x_test,
+        y_test,
+        batch_size=max(256, config.batch_size),
+        replicas=replicas,
+        flip=config.flip_test,
     )
     metrics.update(
         class_names=list(split.class_names),

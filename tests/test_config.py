@@ -7,7 +7,18 @@ import re
 
 import pytest
 
-from keras_resnet.config import EXECUTION_FIELDS, PATIENCE_AFTER_DROP, QUICK, TrainConfig
+from keras_resnet.config import (
+    EXECUTION_FIELDS,
+    LATER_FIELDS,
+    PATIENCE_AFTER_DROP,
+    QUICK,
+    RECIPES,
+    TrainConfig,
+)
+
+# TrainConfig().fingerprint() on main before the fields of LATER_FIELDS were added: run
+# folders made then must keep their names and stay resumable.
+MAIN_DEFAULT_FINGERPRINT = "998d3e43"
 
 
 def test_defaults_are_the_resnet18_recipe():
@@ -25,6 +36,8 @@ def test_defaults_are_the_resnet18_recipe():
     assert config.precision == "fp32"
     assert config.data_dir is None and config.synthetic is False
     assert config.train_subset is None and config.test_subset is None
+    assert config.schedule == "step" and config.nesterov is False
+    assert config.label_smoothing == 0.0 and config.flip_test is False
 
 
 def test_default_patience_is_step_size_plus_the_after_drop_allowance():
@@ -78,6 +91,11 @@ def _exact(text):
         ({"model": "resnet19"}, "model='resnet19'"),
         ({"shortcut": "option_c"}, "shortcut='option_c'"),
         ({"precision": "fp8"}, "precision='fp8'"),
+        ({"schedule": "cosine"}, "schedule='cosine'"),
+        ({"label_smoothing": 1.0}, "label_smoothing=1.0"),
+        ({"label_smoothing": -0.1}, "label_smoothing=-0.1"),
+        ({"nesterov": 1}, "nesterov=1"),
+        ({"flip_test": "yes"}, "flip_test='yes'"),
         # bool is an int subclass in Python; a flag passed by mistake must not count.
         ({"epochs": True}, "epochs=True"),
         ({"batch_size": True}, "batch_size=True"),
@@ -159,6 +177,10 @@ RECIPE_CHANGES = {
     "test_subset": 100,
     "precision": "bf16",
     "distribute": True,
+    "schedule": "one_cycle",
+    "nesterov": True,
+    "label_smoothing": 0.1,
+    "flip_test": True,
 }
 EXECUTION_CHANGES = {
     "output_dir": "elsewhere",
@@ -194,6 +216,29 @@ def test_fingerprint_ignores_execution_fields(name):
 def test_fingerprint_is_stable_and_short():
     assert TrainConfig().fingerprint() == TrainConfig().fingerprint()
     assert re.fullmatch(r"[0-9a-f]{8}", TrainConfig().fingerprint())
+
+
+def test_default_fingerprint_is_mains():
+    assert TrainConfig().fingerprint() == MAIN_DEFAULT_FINGERPRINT
+
+
+def test_later_fields_leave_the_fingerprint_only_at_their_defaults():
+    config = TrainConfig()
+    assert {name: getattr(config, name) for name in LATER_FIELDS} == LATER_FIELDS
+    assert TrainConfig(label_smoothing=0.1, nesterov=False).fingerprint() == (
+        TrainConfig(label_smoothing=0.1).fingerprint()
+    )
+
+
+def test_recipes_are_presets_of_fields_that_explicit_values_override():
+    assert TrainConfig.from_recipe("notes") == TrainConfig()
+    fast = TrainConfig.from_recipe("fast", epochs=5)
+    assert fast.epochs == 5
+    for name, value in RECIPES["fast"].items():
+        if name != "epochs":
+            assert getattr(fast, name) == value
+    with pytest.raises(ValueError, match=_exact("Received: recipe='faster'")):
+        TrainConfig.from_recipe("faster")
 
 
 def test_fingerprint_uses_the_absolute_data_dir(tmp_path, monkeypatch):

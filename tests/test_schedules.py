@@ -1,4 +1,4 @@
-"""Learning-rate schedules: PyTorch's StepLR as a function of the epoch."""
+"""Learning-rate schedules: PyTorch's StepLR per epoch, the one-cycle schedule per step."""
 
 import math
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnet.schedules import step_decay
+from keras_resnet.schedules import OneCycle, one_cycle, step_decay
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,50 @@ def test_step_decay_drives_keras_learning_rate_scheduler():
         callback.on_epoch_begin(epoch)
         seen.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
     np.testing.assert_allclose(seen, [0.1, 0.1, 0.01, 0.01, 0.001], rtol=1e-6)
+
+
+def test_one_cycle_rises_to_the_peak_then_falls_to_zero():
+    schedule = one_cycle(0.4, total_steps=100, warmup_fraction=0.2, start_factor=0.1)
+    values = [schedule(step) for step in range(101)]
+    assert all(type(v) is float for v in values)
+    assert math.isclose(values[0], 0.04) and math.isclose(values[20], 0.4)
+    assert math.isclose(values[60], 0.2) and values[100] == 0.0
+    assert max(values) == values[20]
+    assert np.all(np.diff(values[:21]) > 0) and np.all(np.diff(values[20:]) < 0)
+    assert schedule(150) == 0.0
+
+
+def test_keras_one_cycle_equals_the_plain_function():
+    schedule = OneCycle(0.4, total_steps=100, warmup_fraction=0.2)
+    plain = one_cycle(0.4, total_steps=100, warmup_fraction=0.2)
+    for step in (0, 7, 20, 55, 99, 100, 120):
+        value = float(keras.ops.convert_to_numpy(schedule(step)))
+        assert math.isclose(value, plain(step), rel_tol=1e-6, abs_tol=1e-7), step
+    restored = OneCycle.from_config(schedule.get_config())
+    assert restored.get_config() == schedule.get_config()
+
+
+def test_one_cycle_drives_the_optimizer_per_step():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(learning_rate=OneCycle(1.0, total_steps=8))
+    model.compile(optimizer=optimizer, loss="mse")
+    x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)  # 4 steps
+    current = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert math.isclose(current, one_cycle(1.0, total_steps=8)(4), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, received",
+    [
+        ({"total_steps": 0}, "total_steps=0"),
+        ({"warmup_fraction": 1.0}, "warmup_fraction=1.0"),
+        ({"start_factor": 2.0}, "start_factor=2.0"),
+    ],
+)
+def test_one_cycle_rejects_bad_arguments(kwargs, received):
+    arguments = {"peak": 0.1, "total_steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=f"Received: {received}$"):
+        one_cycle(**arguments)
+    with pytest.raises(ValueError, match=f"Received: {received}$"):
+        OneCycle(**arguments)

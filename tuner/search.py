@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_config_arguments(parser, omit={"distribute", "run_name"})
+    # The search tunes StepLR's rate and step size, so the per-step schedule (and the preset
+    # that picks it) and the test-time flip (trials are judged on validation) have no flag.
+    add_config_arguments(parser, omit={"distribute", "run_name", "schedule", "recipe", "flip_test"})
     search = parser.add_argument_group("search")
     search.add_argument(
         "--tuner",
