@@ -210,6 +210,9 @@ def run_keras(model: str, args) -> dict:
             "inference": inference,
             "macs": multiply_accumulates(net),
             "parameters": trainable_parameters(net),
+            # Before the input-side models below add their own memory.
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_device_mib": _keras_device_peak_mib(),
         }
         # build_training_model picks the stem by size: compare like with like.
         if args.input_side and STEMS[model] == "cifar" and size < IMAGENET_STEM_MIN_SIZE:
@@ -229,11 +232,8 @@ def run_keras(model: str, args) -> dict:
                 with_input["median"], train["median"], fed["median"]
             )
             result["input_side"]["train_with_preprocessing"] = with_input
-    result.update(
-        peak_rss_mib=peak_rss_mib(),
-        peak_device_mib=_keras_device_peak_mib(),
-        versions={"keras": keras.__version__, "backend": keras.backend.backend()},
-    )
+    backend = keras.backend.backend()
+    result["versions"] = {"keras": keras.__version__, backend: sys.modules[backend].__version__}
     return result
 
 
