@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py                       # every installed backend
     python benchmarks/benchmark.py --backends torch jax --repeats 5 --json out.json
+    python benchmarks/benchmark.py --data-format channels_first --precision bf16
 
 For each model (ResNet-18 with the CIFAR stem at 32x32; ResNet-50 with the ImageNet stem at
 ``--resnet50-size``) and each implementation (keras_resnet on each Keras backend, and
@@ -185,6 +186,8 @@ def run_keras(model: str, args) -> dict:
         jit_compile=args.jit_compile,
         verbose=0,
     )
+    if args.data_format:
+        keras.config.set_image_data_format(args.data_format)
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(0)
     channels_first = keras.config.image_data_format() == "channels_first"
@@ -234,6 +237,7 @@ def run_keras(model: str, args) -> dict:
             result["input_side"]["train_with_preprocessing"] = with_input
     backend = keras.backend.backend()
     result["versions"] = {"keras": keras.__version__, backend: sys.modules[backend].__version__}
+    result["data_format"] = keras.config.image_data_format()
     return result
 
 
@@ -339,6 +343,8 @@ def _forwarded_flags(args) -> list[str]:
         flags.append("--jit-compile" if args.jit_compile else "--no-jit-compile")
     if not args.input_side:
         flags.append("--no-input-side")
+    if args.data_format:
+        flags.append(f"--data-format={args.data_format}")
     return flags
 
 
@@ -357,6 +363,7 @@ def make_row(implementation: str, model: str, size: int, measured: dict) -> dict
         "model": model,
         "image_size": size,
         "implementation": implementation,
+        "data_format": measured.get("data_format", "channels_last"),
         "train_img_s": train,
         "inference_img_s": inference,
         "train_flops": 3.0 * forward_flops * train,
@@ -412,13 +419,20 @@ def format_table(rows: list[dict], peak_flops: float) -> str:
     ]
     for row in rows:
         lines.append(
-            f"| {row['model']} ({row['image_size']}px) | {row['implementation']} "
+            f"| {row['model']} ({row['image_size']}px) | {_label(row)} "
             f"| {row['train_img_s']:,.1f} | {ratio(row['train_ratio'])} "
             f"| {row['inference_img_s']:,.1f} | {ratio(row['inference_ratio'])} "
             f"| {row['train_flops'] / 1e12:.3f} ({100 * row['train_flops'] / peak_flops:.1f}%) "
             f"| {memory(row)} |"
         )
     return "\n".join(lines)
+
+
+def _label(row: dict) -> str:
+    """The implementation, with its data format where it is not channels_last."""
+    data_format = row.get("data_format", "channels_last")
+    suffix = "" if data_format == "channels_last" else f", {data_format}"
+    return f"{row['implementation']}{suffix}"
 
 
 def format_input_side(rows: list[dict]) -> str:
@@ -436,7 +450,7 @@ def format_input_side(rows: list[dict]) -> str:
         if row.get("input_side"):
             side = row["input_side"]
             lines.append(
-                f"| {row['implementation']} | {row['model']} "
+                f"| {_label(row)} | {row['model']} "
                 f"| {100 * side['preprocessing_fraction']:.1f}% "
                 f"| {100 * side['feed_fraction']:.1f}% |"
             )
@@ -480,6 +494,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         dest="input_side",
         action="store_false",
         help="skip the augmentation/normalization and feeding measurements",
+    )
+    parser.add_argument(
+        "--data-format",
+        choices=("channels_last", "channels_first"),
+        default=None,
+        help="Keras image data format (default: Keras's configured one); the PyTorch "
+        "reference is always channels_last",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT_S)

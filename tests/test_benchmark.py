@@ -100,6 +100,22 @@ def test_flags_are_validated():
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--resnet50-size=16"])
     assert benchmark.parse_args([]).batch_size == benchmark.BATCH_SIZE
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--data-format=nhwc"])
+
+
+def test_channels_first_rows_say_so():
+    measured = {
+        "train": {"median": 1.0},
+        "inference": {"median": 1.0},
+        "macs": 1,
+        "peak_rss_mib": 1.0,
+        "data_format": "channels_first",
+    }
+    rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
+    assert "| torch, channels_first |" in benchmark.format_table(rows, peak_flops=1.0)
+    args = benchmark.parse_args(["--data-format=channels_first"])
+    assert "--data-format=channels_first" in benchmark._forwarded_flags(args)
 
 
 def test_matmul_peak_is_measured():
