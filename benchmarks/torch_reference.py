@@ -172,7 +172,7 @@ def make_steps(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     model = resnet(name, num_classes, stem).to(device, memory_format=torch.channels_last)
-    x = torch.rand(batch_size, 3, image_size, image_size, device=device) * 255.0
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)  # normalized-like
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch_size,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
