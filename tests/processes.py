@@ -1,7 +1,9 @@
-"""Running the project's commands as users do: real subprocesses, killed with SIGKILL."""
+"""Running the project's commands as users do: their scripts imported, or real subprocesses
+killed with SIGKILL."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -13,6 +15,14 @@ import keras
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(path: Path, name: str):
+    """Import a script (``experiments/*.py``, ``tuner/*.py``) as a module; nothing runs."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tail(path: Path, lines: int = 30) -> str:

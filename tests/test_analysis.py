@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
+import processes
 import pytest
 
 from keras_resnet import ResNetSpec, analysis, build_resnet
@@ -168,10 +168,7 @@ def test_results_are_recorded_one_network_at_a_time_and_plotted(tmp_path):
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("plain_vs_residual", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return processes.load_script(SCRIPT, "plain_vs_residual")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ Searches here are real subprocesses on synthetic data: ResNet-20, 160 images (12
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from processes import command_env, sigkill_when, tail
+from processes import command_env, load_script, sigkill_when, tail
 
 from keras_resnet.config import TrainConfig
 from keras_resnet.tuning import SearchSpace
@@ -44,10 +43,7 @@ DISTRIBUTED_BACKEND = "torch"
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("search_cli", SEARCH_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SEARCH_SCRIPT, "search_cli")
 
 
 def _env(**extra) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from processes import command_env, sigkill_when
+from processes import command_env, load_script, sigkill_when
 
 from keras_resnet import data, plots, training
 from keras_resnet.config import QUICK, TrainConfig
@@ -633,10 +632,7 @@ def test_short_real_data_run_learns(tmp_path):
 
 @pytest.fixture(scope="module")
 def cli():
-    spec = importlib.util.spec_from_file_location("cifar10_cli", CLI_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CLI_SCRIPT, "cifar10_cli")
 
 
 @pytest.mark.parametrize(
