@@ -16,6 +16,10 @@ The table gives each row's ratio to the PyTorch reference of the same model, and
 achieved FLOP/s (2 FLOPs per multiply-accumulate of the forward pass, training counted as
 3 forward passes) next to the machine's measured matrix-multiply peak.
 
+Each row also gives the share of CPU time the host took away during its measurement
+(*steal*, from ``/proc/stat`` on a Linux virtual machine): on a shared host a row measured
+under high steal ran on fewer cores than the others, so compare rows only where it is low.
+
 The input side is measured on ResNet-18 for each Keras backend: the training step of the
 model with its augmentation and normalization layers (``training.build_training_model``)
 against the bare network on already normalized images, and the cost of feeding NumPy
@@ -49,6 +53,7 @@ STEPS = 10
 REPEATS = 3
 NUM_CLASSES = 10
 PRECISIONS = ("fp32", "bf16", "fp16")
+MATMUL_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 REFERENCE = "torch-reference"
 MATMUL_SIZE = 2048
@@ -93,39 +98,87 @@ def peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def matmul_peak_flops(size: int = MATMUL_SIZE, repeats: int = 3) -> dict:
-    """The measured FLOP/s of a float32 ``size``x``size`` matrix multiply: on the GPU with
-    torch where there is one, else with NumPy on the CPU. The best of ``repeats``.
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) CPU time in ticks since boot from ``/proc/stat``; None off Linux.
+
+    On a virtual machine, *steal* is time the host gave this machine's CPUs to others: a
+    measurement taken while it is high ran on fewer cores than it seemed.
 
     Example:
-        >>> matmul_peak_flops(64, 1)["flops"] > 0
-        True
+        >>> steal, total = cpu_times()
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(value) for value in fields]
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    return ticks[7] if len(ticks) > 7 else 0, sum(ticks[:8])
+
+
+def steal_fraction(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen by the host between two ``cpu_times`` readings.
+
+    Example:
+        >>> steal_fraction((10, 1000), (60, 1500))
+        0.1
+    """
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
+
+
+def matmul_peak_flops(size: int = MATMUL_SIZE, repeats: int = 3, precision: str = "fp32") -> dict:
+    """The measured FLOP/s of a ``size``x``size`` matrix multiply in ``precision``'s dtype
+    (bf16 and fp16 runs are compared with a bfloat16 or float16 peak, not a float32 one):
+    with torch on the GPU where there is one, else with torch on the CPU; with NumPy
+    (float32 only) where torch is not installed. The best of ``repeats``.
+
+    Example:
+        >>> matmul_peak_flops(64, 1, "bf16")["dtype"]
+        'bfloat16'
     """
     flops = 2 * size**3
     if importlib.util.find_spec("torch") is not None:
         import torch
 
-        if torch.cuda.is_available():
-            a = torch.randn(size, size, device="cuda")
-            a @ a  # warm-up
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                a @ a
-                torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-            return {"flops": flops / min(times), "device": torch.cuda.get_device_name()}
-    import numpy as np
+        dtype = getattr(torch, MATMUL_DTYPES[precision])
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        a = torch.randn(size, size, device=device).to(dtype)
+        name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
 
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    a @ a
+        def multiply():
+            product = a @ a
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return product
+
+        device_label = f"{name} (torch {MATMUL_DTYPES[precision]})"
+    else:
+        if precision != "fp32":
+            raise SystemExit(
+                f"The {precision} matrix-multiply peak needs torch (NumPy has no "
+                f"{MATMUL_DTYPES[precision]} matmul). Install torch or measure fp32."
+            )
+        import numpy as np
+
+        a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+
+        def multiply():
+            return a @ a
+
+        device_label = "cpu (numpy float32)"
+    multiply()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ a
+        multiply()
         times.append(time.perf_counter() - start)
-    return {"flops": flops / min(times), "device": "cpu (numpy float32)"}
+    return {
+        "flops": flops / min(times),
+        "device": device_label,
+        "dtype": MATMUL_DTYPES[precision],
+    }
 
 
 # --- workers: one measurement per process ----------------------------------------------------
@@ -296,8 +349,13 @@ def installed_backends() -> list[str]:
     return [name for name in KERAS_BACKENDS if importlib.util.find_spec(name) is not None]
 
 
+class MeasurementError(RuntimeError):
+    """One implementation's measurement failed or ran past ``--worker-timeout``."""
+
+
 def measure_in_subprocess(implementation: str, model: str, args) -> dict:
-    """Run one measurement in a fresh process; raise with its output if it fails."""
+    """Run one measurement in a fresh process; raise ``MeasurementError`` with its output
+    if it fails or runs past ``args.worker_timeout`` seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [
@@ -320,11 +378,17 @@ def measure_in_subprocess(implementation: str, model: str, args) -> dict:
         }
         if implementation != REFERENCE:
             env["KERAS_BACKEND"] = implementation
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=args.worker_timeout
-        )
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=args.worker_timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise MeasurementError(
+                f"The {implementation} measurement of {model} did not finish within "
+                f"{args.worker_timeout:g} s (--worker-timeout)."
+            ) from None
         if done.returncode != 0:
-            raise RuntimeError(
+            raise MeasurementError(
                 f"The {implementation} measurement of {model} failed (exit {done.returncode}):\n"
                 f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
             )
@@ -372,6 +436,7 @@ def make_row(implementation: str, model: str, size: int, measured: dict) -> dict
         "inference_flops": forward_flops * inference,
         "peak_rss_mib": measured["peak_rss_mib"],
         "peak_device_mib": measured.get("peak_device_mib"),
+        "cpu_steal_fraction": measured.get("cpu_steal_fraction"),
         "input_side": measured.get("input_side"),
         "measured": measured,
     }
@@ -409,6 +474,9 @@ def format_table(rows: list[dict], peak_flops: float) -> str:
     def ratio(value):
         return "–" if value is None else f"{value:.2f}×"
 
+    def steal(value):
+        return "–" if value is None else f"{value:.0%}"
+
     def memory(row):
         device = row.get("peak_device_mib")
         text = f"{row['peak_rss_mib']:,.0f}"
@@ -416,8 +484,8 @@ def format_table(rows: list[dict], peak_flops: float) -> str:
 
     lines = [
         "| model | implementation | train img/s | vs ref | inference img/s | vs ref "
-        "| train TFLOP/s (% of peak) | peak memory MiB (host / device) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| train TFLOP/s (% of peak) | peak memory MiB (host / device) | CPU steal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
@@ -425,7 +493,7 @@ def format_table(rows: list[dict], peak_flops: float) -> str:
             f"| {row['train_img_s']:,.1f} | {ratio(row['train_ratio'])} "
             f"| {row['inference_img_s']:,.1f} | {ratio(row['inference_ratio'])} "
             f"| {row['train_flops'] / 1e12:.3f} ({100 * row['train_flops'] / peak_flops:.1f}%) "
-            f"| {memory(row)} |"
+            f"| {memory(row)} | {steal(row.get('cpu_steal_fraction'))} |"
         )
     return "\n".join(lines)
 
@@ -527,16 +595,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Measure, print the tables, optionally write JSON; return the results.
 
+    A measurement that fails or runs past ``--worker-timeout`` is listed under the table
+    ("Not measured") and the others are still reported; the command then exits with 1.
+
     Example:
         >>> results = main(["--models", "resnet18", "--steps=1", "--repeats=1"])
         >>> sorted(results)
-        ['input_side_table', 'matmul_peak', 'rows', 'settings', 'table']
+        ['failures', 'input_side_table', 'matmul_peak', 'rows', 'settings', 'table']
     """
     args = parse_args(argv)
     if args.worker:
         (model,) = args.models
         run = run_reference if args.worker == REFERENCE else run_keras
+        start = cpu_times()
         measured = run(model, args)
+        measured["cpu_steal_fraction"] = steal_fraction(start, cpu_times())
         Path(args.json).write_text(json.dumps(measured))
         return measured
 
@@ -544,15 +617,27 @@ def main(argv: Sequence[str] | None = None) -> dict:
     implementations = [*backends, *([REFERENCE] if args.reference else [])]
     if not implementations:
         raise SystemExit("Nothing to measure: no Keras backend installed and --no-reference.")
-    peak = matmul_peak_flops()
-    rows = []
+    peak = matmul_peak_flops(precision=args.precision)
+    rows, failures = [], []
     for model in args.models:
         for implementation in implementations:
             print(f"measuring {model} on {implementation} ...", file=sys.stderr, flush=True)
-            measured = measure_in_subprocess(implementation, model, args)
+            try:
+                measured = measure_in_subprocess(implementation, model, args)
+            except MeasurementError as exc:
+                # One failed measurement must not cost the others: report it and go on.
+                print(exc, file=sys.stderr, flush=True)
+                reason = str(exc).splitlines()[0]
+                failures.append({"model": model, "implementation": implementation, "error": reason})
+                continue
             rows.append(make_row(implementation, model, _image_size(model, args), measured))
     add_ratios(rows)
     table, input_table = format_table(rows, peak["flops"]), format_input_side(rows)
+    if failures:
+        table += "\n\nNot measured:\n" + "\n".join(
+            f"- {failure['model']} on {failure['implementation']}: {failure['error']}"
+            for failure in failures
+        )
     settings = {key: value for key, value in vars(args).items() if key not in ("json", "worker")}
     print(f"matrix-multiply peak: {peak['flops'] / 1e12:.3f} TFLOP/s on {peak['device']}")
     print(table)
@@ -564,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "rows": rows,
         "table": table,
         "input_side_table": input_table,
+        "failures": failures,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -571,4 +657,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main().get("failures") else 0)

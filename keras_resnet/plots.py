@@ -449,6 +449,72 @@ def plot_search(
     return paths
 
 
+def plot_time_to_accuracy(
+    runs: Mapping[str, str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    title: str = "Validation accuracy against training time",
+) -> Path:
+    """Validation accuracy of several runs against their cumulative training wall time.
+
+    Each run's x values are the running sum of ``epoch_seconds`` in its ``history.csv``
+    (training plus the epoch's validation pass, in minutes); a finished run's test
+    accuracy (``test_metrics.json``) is drawn as a star at its last epoch.
+
+    Args:
+        runs: legend label -> run folder.
+        path: the image file to write.
+        title: the figure title.
+
+    Raises:
+        ValueError: a run's history has no ``epoch_seconds`` or ``val_accuracy`` values.
+
+    Example:
+        >>> plot_time_to_accuracy({"notes": "runs/a", "fast": "runs/b"}, "docs/tta.png")
+        PosixPath('docs/tta.png')
+    """
+    fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    for label, run_dir in runs.items():
+        minutes, accuracy = time_and_accuracy(run_dir)
+        (line,) = ax.plot(minutes, accuracy, marker="o", markersize=3, label=f"{label} (val.)")
+        metrics_path = Path(run_dir) / METRICS_FILE
+        if metrics_path.exists():
+            test_accuracy = _read_metrics(metrics_path)["test_accuracy"]
+            ax.plot(
+                minutes[-1],
+                test_accuracy,
+                marker="*",
+                markersize=13,
+                linestyle="none",
+                color=line.get_color(),
+                label=f"{label}: test {test_accuracy:.2%}",
+            )
+    ax.set_xlabel("training wall time (minutes)")
+    ax.set_ylabel("accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def time_and_accuracy(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A run's cumulative training minutes and validation accuracy after each epoch.
+
+    Example:
+        >>> minutes, accuracy = time_and_accuracy("runs/resnet20-seed42-2a8f7320")
+        >>> round(float(minutes[-1]), 1), round(float(accuracy[-1]), 4)
+        (65.5, 0.8542)
+    """
+    path = Path(run_dir) / HISTORY_FILE
+    history = read_history(path)
+    for column in ("epoch_seconds", "val_accuracy"):
+        if not _has(history, column):
+            raise ValueError(f"{path} has no {column!r} values to plot against time.")
+    return np.cumsum(np.nan_to_num(history["epoch_seconds"])) / 60, history["val_accuracy"]
+
+
 def _category_positions(ax, values) -> np.ndarray:
     """Positions 0..k-1 for categorical values, labelled on the x axis."""
     categories = list(dict.fromkeys(str(value) for value in values))

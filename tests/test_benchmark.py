@@ -118,9 +118,12 @@ def test_channels_first_rows_say_so():
     assert "--data-format=channels_first" in benchmark._forwarded_flags(args)
 
 
-def test_matmul_peak_is_measured():
-    peak = benchmark.matmul_peak_flops(64, repeats=1)
-    assert peak["flops"] > 0 and peak["device"]
+@pytest.mark.parametrize(
+    "precision, dtype", [("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16")]
+)
+def test_matmul_peak_is_measured_in_the_precision_of_the_run(precision, dtype):
+    peak = benchmark.matmul_peak_flops(64, repeats=1, precision=precision)
+    assert peak["flops"] > 0 and peak["dtype"] == dtype and dtype in peak["device"]
 
 
 def test_harness_runs_end_to_end(tmp_path, capsys):
@@ -149,6 +152,8 @@ def test_harness_runs_end_to_end(tmp_path, capsys):
     assert keras_row["measured"]["parameters"] == reference_row["measured"]["parameters"]
     assert keras_row["measured"]["macs"] == reference_row["measured"]["macs"]
     assert keras_row["peak_rss_mib"] > 0
+    if sys.platform.startswith("linux"):  # read from /proc/stat by each worker
+        assert 0 <= keras_row["cpu_steal_fraction"] <= 1
     assert set(keras_row["input_side"]) >= {"preprocessing_fraction", "feed_fraction"}
     assert reference_row["input_side"] is None
     lines = results["table"].splitlines()
@@ -156,3 +161,62 @@ def test_harness_runs_end_to_end(tmp_path, capsys):
     assert backend in results["input_side_table"]
     printed = capsys.readouterr().out
     assert results["table"] in printed and "matrix-multiply peak" in printed
+
+
+def test_a_failed_measurement_is_listed_and_the_others_are_kept(tmp_path, monkeypatch, capsys):
+    measured = {
+        "train": {"median": 10.0},
+        "inference": {"median": 30.0},
+        "macs": 5e8,
+        "parameters": 11_000_000,
+        "peak_rss_mib": 900.0,
+    }
+
+    timeout = "The jax measurement of resnet18 did not finish within 5 s (--worker-timeout)."
+
+    def measure(implementation, model, args):
+        if implementation == "jax":
+            raise benchmark.MeasurementError(timeout)
+        return measured
+
+    monkeypatch.setattr(benchmark, "measure_in_subprocess", measure)
+    monkeypatch.setattr(benchmark, "matmul_peak_flops", lambda **_: {"flops": 1e12, "device": "x"})
+    out = tmp_path / "results.json"
+    results = benchmark.main(["--models=resnet18", "--backends", "jax", "torch", f"--json={out}"])
+    assert [row["implementation"] for row in results["rows"]] == ["torch", benchmark.REFERENCE]
+    assert results["failures"] == [{"model": "resnet18", "implementation": "jax", "error": timeout}]
+    assert results["table"].endswith(f"Not measured:\n- resnet18 on jax: {timeout}")
+    assert json.loads(out.read_text())["failures"] == results["failures"]
+    assert "did not finish" in capsys.readouterr().err
+
+
+def test_a_worker_past_its_timeout_raises_a_measurement_error(monkeypatch):
+    def run(*_, **kwargs):
+        raise benchmark.subprocess.TimeoutExpired("python", kwargs["timeout"])
+
+    monkeypatch.setattr(benchmark.subprocess, "run", run)
+    args = benchmark.parse_args(["--worker-timeout=5"])
+    with pytest.raises(benchmark.MeasurementError, match=r"did not finish within 5 s"):
+        benchmark.measure_in_subprocess("jax", "resnet18", args)
+
+
+def test_steal_fraction_is_the_stolen_share_of_cpu_time():
+    assert benchmark.steal_fraction((10, 1000), (60, 1500)) == 0.1
+    assert benchmark.steal_fraction(None, (60, 1500)) is None
+    assert benchmark.steal_fraction((10, 1000), (10, 1000)) is None  # no time passed
+    if sys.platform.startswith("linux"):
+        steal, total = benchmark.cpu_times()
+        assert 0 <= steal <= total
+
+
+def test_table_shows_the_cpu_steal_of_each_row():
+    measured = {
+        "train": {"median": 10.0},
+        "inference": {"median": 30.0},
+        "macs": 5e8,
+        "peak_rss_mib": 900.0,
+        "cpu_steal_fraction": 0.42,
+    }
+    rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
+    header, _, line = benchmark.format_table(rows, peak_flops=1e12).splitlines()
+    assert header.endswith("| CPU steal |") and line.endswith("| 900 | 42% |")

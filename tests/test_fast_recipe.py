@@ -122,6 +122,8 @@ def test_flip_test_averages_each_image_with_its_mirror_image():
     assert metrics["test_accuracy"] == pytest.approx((averaged.argmax(1) == y).mean())
     plain = training.evaluate_test_set(model, x, y, batch_size=4)
     assert plain["test_loss"] != pytest.approx(metrics["test_loss"], rel=1e-5)
+    assert "single_view_test_accuracy" not in plain
+    assert metrics["single_view_test_accuracy"] == plain["test_accuracy"]
 
 
 def _config_from(flags):

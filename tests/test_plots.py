@@ -208,3 +208,34 @@ def test_module_imports_no_keras_backend():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _timed_run(path, seconds, val_accuracy):
+    path.mkdir()
+    rows = [
+        {**_row(epoch), "epoch_seconds": s, "val_accuracy": acc}
+        for epoch, (s, acc) in enumerate(zip(seconds, val_accuracy, strict=True))
+    ]
+    _write_history(path / "history.csv", rows, [*COLUMNS, "epoch_seconds"])
+    return path
+
+
+def test_time_and_accuracy_sums_epoch_seconds_into_minutes(tmp_path):
+    run = _timed_run(tmp_path / "run", [60, 120, 30], [0.5, 0.6, 0.7])
+    minutes, accuracy = plots.time_and_accuracy(run)
+    np.testing.assert_allclose(minutes, [1.0, 3.0, 3.5])
+    np.testing.assert_allclose(accuracy, [0.5, 0.6, 0.7])
+
+
+def test_time_and_accuracy_needs_epoch_seconds(run_dir):
+    with pytest.raises(ValueError, match="has no 'epoch_seconds' values"):
+        plots.time_and_accuracy(run_dir)
+
+
+def test_plot_time_to_accuracy_draws_each_run(tmp_path, run_dir):
+    slow = _timed_run(tmp_path / "slow", [300] * 4, [0.4, 0.5, 0.55, 0.6])
+    fast = _timed_run(tmp_path / "fast", [200] * 3, [0.5, 0.7, 0.8])
+    (fast / "test_metrics.json").write_text((run_dir / "test_metrics.json").read_text())
+    out = plots.plot_time_to_accuracy({"slow": slow, "fast": fast}, tmp_path / "tta.png")
+    assert out == tmp_path / "tta.png"
+    _assert_png(out)
