@@ -10,7 +10,7 @@ Example:
 
 from keras_resnet.augment import RandomPadCrop
 from keras_resnet.config import TrainConfig
-from keras_resnet.layers import ZeroPadShortcut
+from keras_resnet.layers import FusedBatchNormalization, ZeroPadShortcut
 from keras_resnet.models import (
     ResNet18,
     ResNet20,
@@ -34,6 +34,7 @@ from keras_resnet.training import train
 __version__ = "0.1.0"
 
 __all__ = [
+    "FusedBatchNormalization",
     "MODEL_SPECS",
     "RandomPadCrop",
     "ResNet18",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_resnet.layers import ZeroPadShortcut
+from keras_resnet.layers import FusedBatchNormalization, ZeroPadShortcut
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
@@ -66,7 +66,7 @@ def conv_bn(x, filters, kernel_size, strides=1, *, name, activation="relu"):
         ),
         name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(
+    x = FusedBatchNormalization(
         axis=channel_axis(), epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn"
     )(x)
     if activation is not None:
