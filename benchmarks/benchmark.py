@@ -20,6 +20,10 @@ Each row also gives the share of CPU time the host took away during its measurem
 (*steal*, from ``/proc/stat`` on a Linux virtual machine): on a shared host a row measured
 under high steal ran on fewer cores than the others, so compare rows only where it is low.
 
+``--batch-norm keras`` measures the Keras backends with Keras's own batch normalization
+ops instead of ``FusedBatchNormalization``'s fused kernels (rows say "Keras batch norm"),
+so that what the fused kernels give is measured against the same reference.
+
 The input side is measured on ResNet-18 for each Keras backend: the training step of the
 model with its augmentation and normalization layers (``training.build_training_model``)
 against the bare network on already normalized images, and the cost of feeding NumPy
@@ -55,6 +59,7 @@ NUM_CLASSES = 10
 PRECISIONS = ("fp32", "bf16", "fp16")
 MATMUL_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+BATCH_NORMS = ("fused", "keras")
 REFERENCE = "torch-reference"
 MATMUL_SIZE = 2048
 WORKER_TIMEOUT_S = 1800
@@ -255,6 +260,7 @@ def run_keras(model: str, args) -> dict:
 
     with training.precision_policy(config):
         net = get_model(model, num_classes=NUM_CLASSES, input_shape=shape, stem=STEMS[model])
+        use_batch_norm(net, args.batch_norm)
         training.compile_model(net, config)
         # Tensors already on the device, so the steps leave out feeding (measured below).
         train = time_steps(
@@ -275,6 +281,7 @@ def run_keras(model: str, args) -> dict:
         # build_training_model picks the stem by size: compare like with like.
         if args.input_side and STEMS[model] == "cifar" and size < IMAGENET_STEM_MIN_SIZE:
             full = training.build_training_model(config, mean, std, NUM_CLASSES, size)
+            use_batch_norm(full, args.batch_norm)
             training.compile_model(full, config)
             with_input = time_steps(
                 lambda: full.train_on_batch(x_tensor, y_tensor), **timing, repeats=args.repeats
@@ -293,7 +300,33 @@ def run_keras(model: str, args) -> dict:
     backend = keras.backend.backend()
     result["versions"] = {"keras": keras.__version__, backend: sys.modules[backend].__version__}
     result["data_format"] = keras.config.image_data_format()
+    result["batch_norm"] = args.batch_norm
     return result
+
+
+def use_batch_norm(model, kind: str) -> int:
+    """Make every ``FusedBatchNormalization`` of ``model`` (nested models included) run
+    the fused kernels (``kind="fused"``) or Keras's ops (``"keras"``), before the model is
+    compiled; return how many layers that is.
+
+    Example:
+        >>> use_batch_norm(get_model("resnet20"), "keras")
+        19
+    """
+    import keras
+
+    from keras_resnet.layers import FusedBatchNormalization
+
+    def walk(container):
+        for layer in container.layers:
+            yield layer
+            if isinstance(layer, keras.Model):
+                yield from walk(layer)
+
+    layers = [layer for layer in walk(model) if isinstance(layer, FusedBatchNormalization)]
+    for layer in layers:
+        layer.fused = kind == "fused"
+    return len(layers)
 
 
 def input_side_fractions(with_input: float, bare: float, feed: float) -> dict:
@@ -404,6 +437,7 @@ def _forwarded_flags(args) -> list[str]:
         f"--steps={args.steps}",
         f"--repeats={args.repeats}",
         f"--precision={args.precision}",
+        f"--batch-norm={args.batch_norm}",
     ]
     if args.jit_compile is not None:
         flags.append("--jit-compile" if args.jit_compile else "--no-jit-compile")
@@ -430,6 +464,7 @@ def make_row(implementation: str, model: str, size: int, measured: dict) -> dict
         "image_size": size,
         "implementation": implementation,
         "data_format": measured.get("data_format", "channels_last"),
+        "batch_norm": measured.get("batch_norm"),
         "train_img_s": train,
         "inference_img_s": inference,
         "train_flops": 3.0 * forward_flops * train,
@@ -499,10 +534,15 @@ def format_table(rows: list[dict], peak_flops: float) -> str:
 
 
 def _label(row: dict) -> str:
-    """The implementation, with its data format where it is not channels_last."""
+    """The implementation, with its data format where it is not channels_last, and
+    "Keras batch norm" where the fused kernels were turned off."""
+    label = row["implementation"]
     data_format = row.get("data_format", "channels_last")
-    suffix = "" if data_format == "channels_last" else f", {data_format}"
-    return f"{row['implementation']}{suffix}"
+    if data_format != "channels_last":
+        label += f", {data_format}"
+    if row.get("batch_norm") == "keras":
+        label += ", Keras batch norm"
+    return label
 
 
 def format_input_side(rows: list[dict]) -> str:
@@ -571,6 +611,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Keras image data format (default: Keras's configured one); the PyTorch "
         "reference is always channels_last",
+    )
+    parser.add_argument(
+        "--batch-norm",
+        choices=BATCH_NORMS,
+        default="fused",
+        help="FusedBatchNormalization's fused kernels (default) or Keras's own ops",
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--worker-timeout", type=float, default=WORKER_TIMEOUT_S)

@@ -15,7 +15,7 @@ final test evaluation are not included).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def summarize_run(run_dir: str | Path, thresholds: Sequence[float] = THRESHOLDS)
         for threshold in thresholds
     }
     metrics_path = run_dir / plots.METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics = plots.read_test_metrics(metrics_path) if metrics_path.exists() else {}
     return {
         "run_dir": str(run_dir),
         "epochs": len(accuracy),
@@ -128,9 +128,13 @@ def main(argv: Sequence[str] | None = None) -> str:
         >>> table = main(["notes=runs/a", "fast=runs/b", "--plot", "docs/tta.png"])
     """
     args = parse_args(argv)
-    summaries = {
-        label: summarize_run(folder, args.thresholds) for label, folder in args.runs.items()
-    }
+    try:
+        summaries = {
+            label: summarize_run(folder, args.thresholds) for label, folder in args.runs.items()
+        }
+    except (OSError, ValueError) as exc:  # a run folder without history, a corrupt file
+        print(f"time_to_accuracy.py: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     table = format_table(summaries, args.thresholds)
     print(table)
     if args.plot:

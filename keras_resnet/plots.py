@@ -320,7 +320,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"Run folder not found: {run_dir}")
     history = read_history(run_dir / HISTORY_FILE)
     metrics_path = run_dir / METRICS_FILE
-    metrics = _read_metrics(metrics_path) if metrics_path.exists() else None
+    metrics = read_test_metrics(metrics_path) if metrics_path.exists() else None
 
     test_accuracy = None if metrics is None else metrics.get("test_accuracy")
     paths = [
@@ -480,7 +480,7 @@ def plot_time_to_accuracy(
         (line,) = ax.plot(minutes, accuracy, marker="o", markersize=3, label=f"{label} (val.)")
         metrics_path = Path(run_dir) / METRICS_FILE
         if metrics_path.exists():
-            test_accuracy = _read_metrics(metrics_path)["test_accuracy"]
+            test_accuracy = read_test_metrics(metrics_path)["test_accuracy"]
             ax.plot(
                 minutes[-1],
                 test_accuracy,
@@ -606,7 +606,15 @@ def _cell_text(value: float, normalize: bool) -> str:
     return f"{value:.2f}" if normalize else f"{value:.0f}"
 
 
-def _read_metrics(path: Path) -> dict:
+def read_test_metrics(path: str | os.PathLike) -> dict:
+    """A run's ``test_metrics.json``, checked: a file that is not JSON, or not the test
+    metrics (no confusion matrix), raises a ``ValueError`` that names it.
+
+    Example:
+        >>> read_test_metrics("runs/resnet20-seed42-2a8f7320/test_metrics.json")["test_accuracy"]
+        0.863
+    """
+    path = Path(path)
     try:
         metrics = json.loads(path.read_text())
     except json.JSONDecodeError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from keras_resnet import get_model
+from keras_resnet import FusedBatchNormalization, get_model
 from keras_resnet.summary import multiply_accumulates, trainable_parameters
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -116,6 +116,32 @@ def test_channels_first_rows_say_so():
     assert "| torch, channels_first |" in benchmark.format_table(rows, peak_flops=1.0)
     args = benchmark.parse_args(["--data-format=channels_first"])
     assert "--data-format=channels_first" in benchmark._forwarded_flags(args)
+
+
+def test_keras_batch_norm_rows_say_so_and_their_layers_run_keras_ops():
+    measured = {
+        "train": {"median": 1.0},
+        "inference": {"median": 1.0},
+        "macs": 1,
+        "peak_rss_mib": 1.0,
+        "batch_norm": "keras",
+    }
+    rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
+    assert "| torch, Keras batch norm |" in benchmark.format_table(rows, peak_flops=1.0)
+    args = benchmark.parse_args(["--batch-norm=keras"])
+    assert "--batch-norm=keras" in benchmark._forwarded_flags(args)
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--batch-norm=unfused"])
+    model = get_model("resnet20")
+    x = keras.ops.ones((2, 8, 8, 16))
+    assert benchmark.use_batch_norm(model, "keras") == 19  # 1 stem + 2 per block x 9
+    assert all(layer._fused_kernel(x, None) is None for layer in _batch_norms(model))
+    benchmark.use_batch_norm(model, "fused")
+    assert all(layer.fused for layer in _batch_norms(model))
+
+
+def _batch_norms(model):
+    return [layer for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
 
 
 @pytest.mark.parametrize(

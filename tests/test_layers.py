@@ -111,6 +111,7 @@ def test_fused_batch_norm_runs_the_fused_kernel_where_there_is_one():
     assert FusedBatchNormalization(axis=2)._fused_kernel(x, None) is None  # not channels
     assert layer._fused_kernel(keras.ops.ones((4, 8)), None) is None  # not 4-D
     assert layer._fused_kernel(x, keras.ops.ones((4, 3, 3))) is None  # masked
+    assert FusedBatchNormalization(axis=3, fused=False)._fused_kernel(x, None) is None
     assert all(
         isinstance(layer, FusedBatchNormalization)
         for layer in get_model("resnet20").layers
@@ -178,7 +179,13 @@ def test_frozen_fused_batch_norm_normalizes_with_moving_statistics():
 
 
 def test_fused_batch_norm_config_round_trip():
-    layer = FusedBatchNormalization(axis=3, name="bn", **BN_ARGS)
+    layer = FusedBatchNormalization(axis=3, name="bn", fused=False, **BN_ARGS)
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(clone) is FusedBatchNormalization
-    assert (clone.axis, clone.epsilon, clone.momentum, clone.name) == (3, 1e-5, 0.9, "bn")
+    assert (clone.axis, clone.epsilon, clone.momentum, clone.name, clone.fused) == (
+        3,
+        1e-5,
+        0.9,
+        "bn",
+        False,
+    )

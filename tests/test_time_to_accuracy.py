@@ -77,3 +77,25 @@ def test_bad_arguments_exit_2_naming_the_problem(tmp_path, monkeypatch, capsys, 
         time_to_accuracy.main([argument])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("metrics", "Test metrics are not valid JSON: "),
+        ("history", "Training history not found: "),
+        ("epoch_seconds", "has no 'epoch_seconds' values to plot against time."),
+    ],
+)
+def test_a_damaged_run_folder_exits_2_naming_the_file(tmp_path, capsys, damage, message):
+    run = _run(tmp_path / "fast", [60, 60], [0.8, 0.9], {"test_accuracy": 0.9})
+    if damage == "metrics":
+        (run / "test_metrics.json").write_text('{"test_accuracy": 0.9')  # cut short
+    elif damage == "history":
+        (run / "history.csv").unlink()
+    else:
+        (run / "history.csv").write_text("epoch,val_accuracy\n0,0.8\n")
+    with pytest.raises(SystemExit) as exit_info:
+        time_to_accuracy.main([f"fast={run}"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
