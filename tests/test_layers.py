@@ -112,11 +112,13 @@ def test_fused_batch_norm_runs_the_fused_kernel_where_there_is_one():
     assert layer._fused_kernel(keras.ops.ones((4, 8)), None) is None  # not 4-D
     assert layer._fused_kernel(x, keras.ops.ones((4, 3, 3))) is None  # masked
     assert FusedBatchNormalization(axis=3, fused=False)._fused_kernel(x, None) is None
-    assert all(
-        isinstance(layer, FusedBatchNormalization)
+    batch_norms = [
+        layer
         for layer in get_model("resnet20").layers
         if isinstance(layer, keras.layers.BatchNormalization)
-    )
+    ]
+    assert len(batch_norms) == 19  # the stem's and two per block, 9 blocks
+    assert all(type(layer) is FusedBatchNormalization for layer in batch_norms)
 
 
 def _tiny_network(batch_norm_class):
