@@ -104,32 +104,28 @@ def test_flags_are_validated():
         benchmark.parse_args(["--data-format=nhwc"])
 
 
-def test_channels_first_rows_say_so():
+@pytest.mark.parametrize(
+    ("field", "value", "label"),
+    [
+        ("data_format", "channels_first", "torch, channels_first"),
+        ("batch_norm", "keras", "torch, Keras batch norm"),
+    ],
+)
+def test_rows_name_their_variant_and_the_flag_reaches_the_workers(field, value, label):
     measured = {
         "train": {"median": 1.0},
         "inference": {"median": 1.0},
         "macs": 1,
         "peak_rss_mib": 1.0,
-        "data_format": "channels_first",
+        field: value,
     }
     rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
-    assert "| torch, channels_first |" in benchmark.format_table(rows, peak_flops=1.0)
-    args = benchmark.parse_args(["--data-format=channels_first"])
-    assert "--data-format=channels_first" in benchmark._forwarded_flags(args)
+    assert f"| {label} |" in benchmark.format_table(rows, peak_flops=1.0)
+    flag = f"--{field.replace('_', '-')}={value}"
+    assert flag in benchmark._forwarded_flags(benchmark.parse_args([flag]))
 
 
-def test_keras_batch_norm_rows_say_so_and_their_layers_run_keras_ops():
-    measured = {
-        "train": {"median": 1.0},
-        "inference": {"median": 1.0},
-        "macs": 1,
-        "peak_rss_mib": 1.0,
-        "batch_norm": "keras",
-    }
-    rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
-    assert "| torch, Keras batch norm |" in benchmark.format_table(rows, peak_flops=1.0)
-    args = benchmark.parse_args(["--batch-norm=keras"])
-    assert "--batch-norm=keras" in benchmark._forwarded_flags(args)
+def test_keras_batch_norm_makes_every_layer_run_keras_ops():
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--batch-norm=unfused"])
     model = get_model("resnet20")
