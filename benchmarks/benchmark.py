@@ -231,10 +231,11 @@ def run_keras(model: str, args) -> dict:
     import keras
     import numpy as np
 
-    from keras_resnet import get_model, training
-    from keras_resnet.config import TrainConfig
-    from keras_resnet.models import IMAGENET_STEM_MIN_SIZE
-    from keras_resnet.summary import multiply_accumulates, trainable_parameters
+    from keras_resnet import get_model
+    from keras_resnet.models.builders import IMAGENET_STEM_MIN_SIZE
+    from keras_resnet.models.statistics import multiply_accumulates, trainable_parameters
+    from keras_resnet.recipe import training
+    from keras_resnet.recipe.config import TrainConfig
 
     size = _image_size(model, args)
     config = TrainConfig(
@@ -315,7 +316,7 @@ def use_batch_norm(model, kind: str) -> int:
     """
     import keras
 
-    from keras_resnet.layers import FusedBatchNormalization
+    from keras_resnet.models.layers import FusedBatchNormalization
 
     def walk(container):
         for layer in container.layers:

@@ -1,7 +1,7 @@
 """Accuracy reached per wall-clock time by finished (or running) training runs.
 
     python benchmarks/time_to_accuracy.py --plot docs/time_to_accuracy.png \\
-        notes=runs/resnet20-seed42-32afc851 fast=runs/resnet20-seed42-2a8f7320
+        step=runs/resnet20-seed42-32afc851 fast=runs/resnet20-seed42-2a8f7320
 
 Each ``LABEL=RUN_DIR`` is a run folder of ``experiments/cifar10.py``. The command prints a
 markdown table (epochs, training time, best validation accuracy, test accuracy, and the
@@ -22,19 +22,21 @@ from pathlib import Path
 import numpy as np
 
 from keras_resnet import plots
+from keras_resnet.recipe import run_folder
 
 THRESHOLDS = (0.8, 0.85, 0.9)
 
 
 def summarize_run(run_dir: str | Path, thresholds: Sequence[float] = THRESHOLDS) -> dict:
-    """The time-to-accuracy figures of one run folder.
+    """The time-to-accuracy figures of one run folder, and its curve: ``elapsed_minutes``
+    (cumulative training time) and ``val_accuracy`` after each epoch.
 
     Example:
         >>> round(summarize_run("runs/resnet20-seed42-2a8f7320")["minutes_to"][0.8], 1)
         40.8
     """
     run_dir = Path(run_dir)
-    minutes, accuracy = plots.time_and_accuracy(run_dir)
+    minutes, accuracy = run_folder.time_and_accuracy(run_dir)
     best = int(np.nanargmax(accuracy))
     reached = {
         threshold: (
@@ -44,10 +46,12 @@ def summarize_run(run_dir: str | Path, thresholds: Sequence[float] = THRESHOLDS)
         )
         for threshold in thresholds
     }
-    metrics_path = run_dir / plots.METRICS_FILE
-    metrics = plots.read_test_metrics(metrics_path) if metrics_path.exists() else {}
+    metrics_path = run_dir / run_folder.METRICS_FILE
+    metrics = run_folder.read_test_metrics(metrics_path) if metrics_path.exists() else {}
     return {
         "run_dir": str(run_dir),
+        "elapsed_minutes": minutes.tolist(),
+        "val_accuracy": accuracy.tolist(),
         "epochs": len(accuracy),
         "minutes": float(minutes[-1]),
         "best_val_accuracy": float(accuracy[best]),
@@ -125,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     """Print (and return) the table; draw the plot when asked.
 
     Example:
-        >>> table = main(["notes=runs/a", "fast=runs/b", "--plot", "docs/tta.png"])
+        >>> table = main(["step=runs/a", "fast=runs/b", "--plot", "docs/tta.png"])
     """
     args = parse_args(argv)
     try:
@@ -138,7 +142,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     table = format_table(summaries, args.thresholds)
     print(table)
     if args.plot:
-        print(plots.plot_time_to_accuracy(args.runs, args.plot))
+        curves = {
+            label: (run["elapsed_minutes"], run["val_accuracy"], run["test_accuracy"])
+            for label, run in summaries.items()
+        }
+        print(plots.plot_time_to_accuracy(curves, args.plot))
     return table
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# name -> (block, blocks per stage, stem); widths 64, 128, 256, 512 as in keras_resnet.specs.
+# name -> (block, blocks per stage, stem); widths 64, 128, 256, 512 as in keras_resnet.models.specs.
 ARCHITECTURES = {
     "resnet18": ("basic", (2, 2, 2, 2)),
     "resnet34": ("basic", (3, 4, 6, 3)),
@@ -112,7 +112,7 @@ def parameter_count(model: nn.Module) -> int:
 
 def multiply_accumulates(model: nn.Module, image_size: int) -> int:
     """Multiply-accumulates of one image's forward pass through convolutions and Linear layers,
-    counted as ``keras_resnet.summary.multiply_accumulates`` counts them.
+    counted as ``keras_resnet.models.statistics.multiply_accumulates`` counts them.
 
     Example:
         >>> multiply_accumulates(resnet("resnet18", stem="cifar"), 32) / 1e6

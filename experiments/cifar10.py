@@ -5,8 +5,8 @@
     python experiments/cifar10.py --model resnet56 --shortcut zero_pad --epochs 164
     python experiments/cifar10.py --recipe fast --data-dir ../shared/datasets/cifar10-jpeg
 
-Every default is the notes' ResNet-18 recipe (see keras_resnet/config.py for each value
-and its source); ``--recipe fast`` is a preset of fewer, larger steps (config.RECIPES).
+Every default is the step recipe, a ResNet-18 StepLR recipe (keras_resnet/recipe/config.py
+has each value and its source); ``--recipe fast`` is a preset of fewer, larger steps.
 Running the same command again resumes an interrupted run from its last finished epoch; a
 finished run is reported, not retrained (--overwrite retrains).
 Regenerate a run's plots with ``python -m keras_resnet.plots RUN_DIR``.
@@ -21,20 +21,22 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_resnet.cli import add_config_arguments, parse_flags  # noqa: E402
-from keras_resnet.config import TrainConfig  # noqa: E402
+from keras_resnet.recipe.config import TrainConfig  # noqa: E402
+from keras_resnet.recipe.flags import add_config_arguments, parse_flags  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line flags; each recipe flag maps onto a ``TrainConfig`` field."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    # Each flag's help names its default (every flag defaults to None, "not given").
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     run = parser.add_argument_group("run folder")
-    run.add_argument("--resume", action="store_true", help="require an existing run to continue")
-    run.add_argument("--overwrite", action="store_true", help="discard an existing run folder")
+    run.add_argument(
+        "--resume", action="store_true", help="require an existing run to continue (default: off)"
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="discard an existing run folder (default: off)"
+    )
     return parser
 
 
@@ -46,8 +48,7 @@ def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
 def main(argv=None) -> dict:
     """Run the training job; returns its test metrics."""
     config, args = parse_config(argv)
-    from keras_resnet.data import DataSourceError
-    from keras_resnet.training import RunFolderError, UnsupportedSetupError, train
+    from keras_resnet.recipe import DataSourceError, RunFolderError, UnsupportedSetupError, train
 
     try:
         result = train(config, resume=args.resume, overwrite=args.overwrite)

@@ -1,60 +1,33 @@
 """keras_resnet: the ResNet family for Keras 3 (TensorFlow, JAX, PyTorch backends).
 
-Importing the package registers its custom layers and optimizer with Keras, so saved
-``.keras`` files load with ``keras.saving.load_model`` and no ``custom_objects``.
+Three layers, imports running one way: ``keras_resnet.models`` (builders, layers, weight
+converters; Keras and NumPy only) <- ``keras_resnet.recipe`` (the CIFAR-10 training recipe)
+<- ``keras_resnet.tuning`` (KerasTuner searches). The names below load on first use, so
+``import keras_resnet`` is cheap; it also registers every custom object a saved model can
+hold, so ``.keras`` files load with ``keras.saving.load_model`` and no ``custom_objects``
+(see ``keras_resnet.serialization``).
 
 Example:
     >>> import keras_resnet
     >>> model = keras_resnet.ResNet18(num_classes=10, input_shape=(32, 32, 3))
+    >>> model.output.shape
+    (None, 10)
 """
 
-from keras_resnet.augment import RandomPadCrop
-from keras_resnet.config import TrainConfig
-from keras_resnet.layers import FusedBatchNormalization, ZeroPadShortcut
-from keras_resnet.models import (
-    ResNet18,
-    ResNet20,
-    ResNet32,
-    ResNet34,
-    ResNet44,
-    ResNet50,
-    ResNet56,
-    ResNet101,
-    ResNet110,
-    ResNet152,
-    build_resnet,
-    get_model,
-    list_models,
-)
-from keras_resnet.optimizers import TorchSGD
-from keras_resnet.specs import MODEL_SPECS, ResNetSpec
-from keras_resnet.torchvision_weights import load_torchvision_weights, torchvision_state_dict
-from keras_resnet.training import train
+from keras_resnet import serialization
+from keras_resnet._lazy import lazy_exports
+from keras_resnet.models import EXPORTS as _MODEL_EXPORTS
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FusedBatchNormalization",
-    "MODEL_SPECS",
-    "RandomPadCrop",
-    "ResNet18",
-    "ResNet20",
-    "ResNet32",
-    "ResNet34",
-    "ResNet44",
-    "ResNet50",
-    "ResNet56",
-    "ResNet101",
-    "ResNet110",
-    "ResNet152",
-    "ResNetSpec",
-    "TorchSGD",
-    "TrainConfig",
-    "ZeroPadShortcut",
-    "build_resnet",
-    "get_model",
-    "list_models",
-    "load_torchvision_weights",
-    "torchvision_state_dict",
-    "train",
-]
+EXPORTS = {
+    **_MODEL_EXPORTS,
+    "RandomPadCrop": "keras_resnet.recipe.augment",
+    "TorchSGD": "keras_resnet.recipe.optimizers",
+    "TrainConfig": "keras_resnet.recipe.config",
+    "train": "keras_resnet.recipe.training",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS, globals())
+
+serialization.register_when_keras_is_imported()

@@ -1,40 +1,33 @@
-"""Matplotlib figures: a run's training curves and confusion matrix; a search's trials.
+"""Matplotlib figures of a run and a search, drawn from data (never from a folder).
 
-A run folder left by the training code holds ``history.csv`` (written by
-``keras.callbacks.CSVLogger``, one row per epoch, 0-based) and, once the run has
-finished, ``test_metrics.json``. ``plot_run`` turns them into
-``training_curves.png`` and ``confusion_matrix.png`` beside them; the command
+Figures are built on ``matplotlib.figure.Figure`` without pyplot, so no GUI backend or
+global figure state is involved, and written with ``keras_resnet.atomic``, so an
+interrupted plot never leaves a truncated image. This module imports no Keras. Reading a
+run folder is ``keras_resnet.recipe.run_folder``'s job; its ``plot_run`` calls these, as
 
     python -m keras_resnet.plots RUN_DIR [RUN_DIR ...]
 
-does the same for several folders. Figures are built on ``matplotlib.figure.Figure``
-without pyplot, so no GUI backend or global figure state is involved, and every
-file is written atomically (temporary file in the same folder, then ``os.replace``),
-so an interrupted plot never leaves a truncated PNG. This module imports no Keras.
+does for several folders.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import os
-import secrets
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter
 
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "test_metrics.json"
-CURVES_FILE = "training_curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
+from keras_resnet import atomic, extras
+
+extras.require("matplotlib", "Drawing figures")
+
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, PercentFormatter  # noqa: E402
 
 DPI = 120
 CURVES_FIGSIZE = (10.0, 4.0)  # inches; three panels (loss, accuracy, learning rate)
@@ -45,66 +38,6 @@ MAX_ANNOTATED_CLASSES = 30
 _ACCURACY_KEYS = ("accuracy", "sparse_categorical_accuracy", "categorical_accuracy", "acc")
 _LEARNING_RATE_KEYS = ("learning_rate", "lr")
 _TRAIN_COLOR, _VAL_COLOR, _BEST_COLOR = "tab:blue", "tab:orange", "tab:green"
-
-
-def read_history(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a ``CSVLogger`` history into one array per column, one entry per epoch.
-
-    Rows are sorted by epoch; when an epoch appears more than once (a crash between
-    the CSV write and the checkpoint, then a resume), the last row for it wins.
-    ``epoch`` is an integer array (0-based, as Keras logs it); every other column is
-    float, with ``nan`` for missing or non-numeric cells (CSVLogger writes ``NA``).
-    A malformed row (more cells than the header) is skipped with a warning.
-
-    Args:
-        path: the ``history.csv`` file.
-
-    Returns:
-        ``{column: array}`` in the file's column order, ``"epoch"`` first.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is empty, has no data rows, or no ``epoch`` column.
-
-    Example:
-        >>> history = read_history("runs/resnet18/history.csv")
-        >>> history["epoch"][:3].tolist(), float(history["val_accuracy"].max())
-        ([0, 1, 2], 0.9388)
-    """
-    path = Path(path)
-    try:
-        with path.open(newline="") as fh:
-            rows = [row for row in csv.reader(fh) if any(cell.strip() for cell in row)]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Training history not found: {path}") from None
-    if not rows:
-        raise ValueError(f"Training history is empty: {path}")
-    header = [name.strip() for name in rows[0]]
-    if "epoch" not in header:
-        raise ValueError(
-            f"Training history has no 'epoch' column: {path}. Received header: {header}"
-        )
-    epoch_col = header.index("epoch")
-
-    by_epoch: dict[int, list[float]] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        cell = row[epoch_col].strip() if len(row) > epoch_col else ""
-        if cell == "epoch":  # a header repeated by a later run
-            continue
-        epoch = _to_float(cell)
-        if len(row) > len(header) or not math.isfinite(epoch):
-            warnings.warn(f"{path}: skipping malformed row {line}: {row}", stacklevel=2)
-            continue
-        values = [_to_float(cell) for cell in row]
-        values += [math.nan] * (len(header) - len(values))  # a row cut short by a crash
-        by_epoch[int(epoch)] = values  # a later row for the same epoch wins
-    if not by_epoch:
-        raise ValueError(f"Training history has a header but no rows: {path}")
-
-    table = np.array([by_epoch[epoch] for epoch in sorted(by_epoch)], dtype=float)
-    history = {name: table[:, i] for i, name in enumerate(header)}
-    history["epoch"] = table[:, epoch_col].astype(int)
-    return {"epoch": history.pop("epoch"), **history}
 
 
 def plot_history(
@@ -122,7 +55,7 @@ def plot_history(
     loss) is marked in every panel. Panels or lines without data are left out.
 
     Args:
-        history: ``{column: values}`` as from ``read_history``, a Keras
+        history: ``{column: values}`` (``run_folder.history_columns``), a Keras
             ``History.history`` dict (no ``epoch`` key: epochs count from 0), or a
             ``keras.callbacks.History``.
         path: the image file to write; its suffix picks the format (PNG for ``.png``).
@@ -133,8 +66,8 @@ def plot_history(
         ``path`` as a ``pathlib.Path``.
 
     Example:
-        >>> plot_history(read_history("runs/r18/history.csv"), "runs/r18/training_curves.png")
-        PosixPath('runs/r18/training_curves.png')
+        >>> plot_history({"loss": [2.0, 1.5], "val_loss": [2.1, 1.7]}, "curves.png")
+        PosixPath('curves.png')
     """
     data = _as_float_columns(getattr(history, "history", history))
     length = len(next(iter(data.values()), ()))
@@ -294,55 +227,6 @@ def plot_confusion_matrix(
     return save_figure(fig, path)
 
 
-def plot_run(run_dir: str | os.PathLike) -> list[Path]:
-    """Regenerate the figures of one run folder, beside its data.
-
-    Writes ``training_curves.png`` from ``history.csv`` and, when
-    ``test_metrics.json`` exists, ``confusion_matrix.png`` (row-normalized) from it;
-    the test accuracy is also drawn in the accuracy panel of the curves.
-
-    Args:
-        run_dir: the run folder.
-
-    Returns:
-        The paths written, curves first.
-
-    Raises:
-        FileNotFoundError: the folder or its ``history.csv`` does not exist.
-        ValueError: a file in it is empty or malformed.
-
-    Example:
-        >>> [p.name for p in plot_run("runs/resnet18")]
-        ['training_curves.png', 'confusion_matrix.png']
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"Run folder not found: {run_dir}")
-    history = read_history(run_dir / HISTORY_FILE)
-    metrics_path = run_dir / METRICS_FILE
-    metrics = read_test_metrics(metrics_path) if metrics_path.exists() else None
-
-    test_accuracy = None if metrics is None else metrics.get("test_accuracy")
-    paths = [
-        plot_history(
-            history,
-            run_dir / CURVES_FILE,
-            title=f"Training curves: {run_dir.resolve().name}",
-            test_accuracy=test_accuracy,
-        )
-    ]
-    if metrics is not None:
-        paths.append(
-            plot_confusion_matrix(
-                metrics["confusion_matrix"],
-                metrics.get("class_names"),
-                run_dir / CONFUSION_FILE,
-                title=f"Test confusion matrix: {run_dir.resolve().name}",
-            )
-        )
-    return paths
-
-
 SEARCH_SCATTER_FILE = "search_hyperparameters.png"
 SEARCH_CURVES_FILE = "search_best_curves.png"
 # Searched values drawn on a log axis; others (step size, depth choices) on a linear one.
@@ -366,13 +250,13 @@ def plot_search(
     Args:
         rows: one mapping per trial (``tuning.summarize``): ``trial_id``,
             ``best_val_accuracy`` and the hyperparameters' values.
-        histories: trial id -> its history columns (``read_history``).
+        histories: trial id -> its history columns (``run_folder.history_columns``).
         out_dir: the folder to write into.
         hyperparameters: the columns to plot against.
         num_curves: how many of the best trials' curves to draw.
 
     Example:
-        >>> plot_search(rows, {"0000": read_history("trial_0000/history.csv")}, "searches/lr")
+        >>> plot_search(rows, histories, "searches/lr")  # doctest: +SKIP
     """
     finished = [row for row in rows if math.isfinite(_to_float(row.get("best_val_accuracy")))]
     if not finished:
@@ -450,37 +334,29 @@ def plot_search(
 
 
 def plot_time_to_accuracy(
-    runs: Mapping[str, str | os.PathLike],
+    runs: Mapping[str, tuple[Sequence[float], Sequence[float], float | None]],
     path: str | os.PathLike,
     *,
     title: str = "Validation accuracy against training time",
 ) -> Path:
     """Validation accuracy of several runs against their cumulative training wall time.
 
-    Each run's x values are the running sum of ``epoch_seconds`` in its ``history.csv``
-    (training plus the epoch's validation pass, in minutes); a finished run's test
-    accuracy (``test_metrics.json``) is drawn as a star at its last epoch.
-
     Args:
-        runs: legend label -> run folder.
+        runs: legend label -> (cumulative minutes after each epoch, validation accuracy
+            after each epoch, test accuracy or None); a test accuracy is drawn as a star
+            at the run's last epoch (``run_folder.time_and_accuracy`` gives the first two).
         path: the image file to write.
         title: the figure title.
 
-    Raises:
-        ValueError: a run's history has no ``epoch_seconds`` or ``val_accuracy`` values.
-
     Example:
-        >>> plot_time_to_accuracy({"notes": "runs/a", "fast": "runs/b"}, "docs/tta.png")
-        PosixPath('docs/tta.png')
+        >>> plot_time_to_accuracy({"step": ([1.0, 2.0], [0.5, 0.6], 0.61)}, "tta.png")
+        PosixPath('tta.png')
     """
     fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    for label, run_dir in runs.items():
-        minutes, accuracy = time_and_accuracy(run_dir)
+    for label, (minutes, accuracy, test_accuracy) in runs.items():
         (line,) = ax.plot(minutes, accuracy, marker="o", markersize=3, label=f"{label} (val.)")
-        metrics_path = Path(run_dir) / METRICS_FILE
-        if metrics_path.exists():
-            test_accuracy = read_test_metrics(metrics_path)["test_accuracy"]
+        if test_accuracy is not None:
             ax.plot(
                 minutes[-1],
                 test_accuracy,
@@ -499,22 +375,6 @@ def plot_time_to_accuracy(
     return save_figure(fig, path)
 
 
-def time_and_accuracy(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """A run's cumulative training minutes and validation accuracy after each epoch.
-
-    Example:
-        >>> minutes, accuracy = time_and_accuracy("runs/resnet20-seed42-2a8f7320")
-        >>> round(float(minutes[-1]), 1), round(float(accuracy[-1]), 4)
-        (65.5, 0.8542)
-    """
-    path = Path(run_dir) / HISTORY_FILE
-    history = read_history(path)
-    for column in ("epoch_seconds", "val_accuracy"):
-        if not _has(history, column):
-            raise ValueError(f"{path} has no {column!r} values to plot against time.")
-    return np.cumsum(np.nan_to_num(history["epoch_seconds"])) / 60, history["val_accuracy"]
-
-
 def _category_positions(ax, values) -> np.ndarray:
     """Positions 0..k-1 for categorical values, labelled on the x axis."""
     categories = list(dict.fromkeys(str(value) for value in values))
@@ -527,18 +387,21 @@ def _short(value) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: regenerate the figures of each run folder given.
+    """Command line: redraw the figures of each run folder given.
 
     Exits with status 2 (nothing plotted) when a folder does not exist; returns 1
     when some folder could not be plotted (the others still are), else 0.
 
     Example:
-        >>> main(["runs/resnet18", "runs/resnet56"])  # python -m keras_resnet.plots ...
+        >>> main(["runs/resnet18", "runs/resnet56"])  # doctest: +SKIP
         0
     """
+    from keras_resnet.recipe import run_folder
+
     parser = argparse.ArgumentParser(
         prog="python -m keras_resnet.plots",
-        description=f"Regenerate {CURVES_FILE} and {CONFUSION_FILE} in training run folders.",
+        description=f"Redraw {run_folder.CURVES_FILE} and {run_folder.CONFUSION_FILE} in "
+        "training run folders.",
     )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run folder")
     args = parser.parse_args(argv)
@@ -549,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     for run_dir in args.run_dirs:
         try:
-            for path in plot_run(run_dir):
+            for path in run_folder.plot_run(run_dir):
                 print(path)
         except (OSError, ValueError) as exc:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
@@ -606,47 +469,16 @@ def _cell_text(value: float, normalize: bool) -> str:
     return f"{value:.2f}" if normalize else f"{value:.0f}"
 
 
-def read_test_metrics(path: str | os.PathLike) -> dict:
-    """A run's ``test_metrics.json``, checked: a file that is not JSON, or not the test
-    metrics (no confusion matrix), raises a ``ValueError`` that names it.
-
-    Example:
-        >>> read_test_metrics("runs/resnet20-seed42-2a8f7320/test_metrics.json")["test_accuracy"]
-        0.863
-    """
-    path = Path(path)
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"Test metrics are not valid JSON: {path} ({exc})") from None
-    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
-        raise ValueError(f"Test metrics have no 'confusion_matrix': {path}")
-    return metrics
-
-
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Save ``fig`` to a temporary file beside ``path``, then rename it over ``path``.
+    """Write ``fig`` atomically; the suffix of ``path`` picks the format (PNG for ``.png``).
 
     Example:
-        >>> save_figure(Figure(), "runs/x/figure.png")
-        PosixPath('runs/x/figure.png')
+        >>> save_figure(Figure(), "figure.png")
+        PosixPath('figure.png')
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 honours the umask (tempfile would leave the image 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=DPI)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_atomic(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI))
 
 
 if __name__ == "__main__":

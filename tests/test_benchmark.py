@@ -15,7 +15,7 @@ import keras
 import pytest
 
 from keras_resnet import FusedBatchNormalization, get_model
-from keras_resnet.summary import multiply_accumulates, trainable_parameters
+from keras_resnet.models.statistics import multiply_accumulates, trainable_parameters
 
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS_DIR))

@@ -64,6 +64,23 @@ def test_plot_is_written(tmp_path):
     assert (tmp_path / "tta.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plot_draws_each_run_from_its_history_and_test_metrics(tmp_path, monkeypatch):
+    drawn = {}
+
+    def plot_time_to_accuracy(runs, path):
+        drawn.update(runs)
+        return path
+
+    monkeypatch.setattr(time_to_accuracy.plots, "plot_time_to_accuracy", plot_time_to_accuracy)
+    unfinished = _run(tmp_path / "step", [300, 300], [0.5, 0.81])
+    fast = _run(tmp_path / "fast", [60, 60], [0.8, 0.9], {"test_accuracy": 0.9})
+    time_to_accuracy.main([f"step={unfinished}", f"fast={fast}", "--plot", "tta.png"])
+    assert drawn == {
+        "step": ([5.0, 10.0], [0.5, 0.81], None),
+        "fast": ([1.0, 2.0], [0.8, 0.9], 0.9),
+    }
+
+
 @pytest.mark.parametrize(
     ("argument", "message"),
     [

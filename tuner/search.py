@@ -1,8 +1,9 @@
-"""Search the learning rate and the StepLR step size of the CIFAR-10 recipe with KerasTuner.
+"""Search the learning rate (and StepLR's step size) of the CIFAR-10 recipe with KerasTuner.
 
     python tuner/search.py --tuner random --max-trials 12 --epochs 10 --model resnet20 \\
         --data-dir ../shared/datasets/cifar10-jpeg --train-subset 10000
     python tuner/search.py --tuner grid --lr-step 3.1623 --step-size-min 5 --epochs 10 ...
+    python tuner/search.py --recipe fast --epochs 10 ...  # the one-cycle peak rate only
     python tuner/search.py ... --retrain-best --retrain-epochs 30
 
 The model, recipe and data flags are those of experiments/cifar10.py; the recipe's
@@ -27,7 +28,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_resnet.cli import add_config_arguments, config_from_args  # noqa: E402
+from keras_resnet.recipe.flags import add_config_arguments, config_from_args  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,9 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    # The search tunes StepLR's rate and step size, so the per-step schedule (and the preset
-    # that picks it) and the test-time flip (trials are judged on validation) have no flag.
-    add_config_arguments(parser, omit={"distribute", "run_name", "schedule", "recipe", "flip_test"})
+    # Trials are judged on validation, so the test-time flip has no flag here.
+    add_config_arguments(parser, omit={"distribute", "run_name", "flip_test"})
     search = parser.add_argument_group("search")
     search.add_argument(
         "--tuner",
@@ -104,10 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_search(argv=None):
     """Flags -> (base config, search space, the search's options); bad flags exit 2."""
-    from keras_resnet import tuning
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Only now: --help answers without importing KerasTuner and a backend.
+    from keras_resnet.tuning import hypermodel, tuners
+
     config = config_from_args(parser, args)
     project_name = args.project_name or f"{config.model}-{args.tuner}"
     # The retrained winner's run folder goes inside the project unless --output-dir says.
@@ -117,12 +118,14 @@ def parse_search(argv=None):
     try:
         step_size = None
         if args.step_size_min is not None or args.step_size_max is not None:
-            default_low, default_high, _ = tuning.SearchSpace().resolved_step_size(config.epochs)
+            default_low, default_high, _ = hypermodel.SearchSpace().resolved_step_size(
+                config.epochs
+            )
             step_size = (
                 default_low if args.step_size_min is None else args.step_size_min,
                 default_high if args.step_size_max is None else args.step_size_max,
             )
-        space = tuning.SearchSpace(
+        space = hypermodel.SearchSpace(
             learning_rate=(args.lr_min, args.lr_max),
             learning_rate_step=args.lr_step,
             step_size=step_size,
@@ -130,12 +133,28 @@ def parse_search(argv=None):
             extra=tuple(name.strip() for name in args.tune.split(",") if name.strip()),
         )
         fixed = dict(_parse_fixed(item) for item in args.fixed)
+        step_flags = [
+            flag
+            for flag, value in (
+                ("--step-size-min", args.step_size_min),
+                ("--step-size-max", args.step_size_max),
+                ("--step-size-step", args.step_size_step),
+                ("--fixed step_size", fixed.get("step_size")),
+            )
+            if value is not None
+        ]
+        if config.schedule != "step" and step_flags:
+            raise ValueError(
+                f"{', '.join(step_flags)} only apply to the StepLR schedule; with "
+                f"schedule={config.schedule!r} only the learning rate (its peak) is searched. "
+                f"Drop them, or search with --schedule step. Received: {', '.join(step_flags)}"
+            )
         if args.retrain_epochs is not None and args.retrain_epochs < 1:
             raise ValueError(
                 "`--retrain-epochs` must be at least 1. "
                 f"Received: retrain_epochs={args.retrain_epochs}"
             )
-        role = tuning.search_role()
+        role = tuners.search_role()
         if role == "worker" and args.overwrite:
             raise ValueError(
                 "Only the chief may --overwrite a distributed search (a worker would delete "
@@ -148,7 +167,7 @@ def parse_search(argv=None):
 
 
 def _parse_fixed(item: str) -> tuple[str, object]:
-    from keras_resnet.tuning import HYPERPARAMETER_TYPES
+    from keras_resnet.tuning.hypermodel import HYPERPARAMETER_TYPES
 
     name, sep, text = item.partition("=")
     if not sep or name not in HYPERPARAMETER_TYPES:
@@ -168,16 +187,23 @@ def _parse_fixed(item: str) -> tuple[str, object]:
 def main(argv=None) -> dict:
     """Run (or resume) the search; returns the summary rows and the retrained result."""
     config, space, fixed, role, project_name, args = parse_search(argv)
-    from keras_resnet import plots, training, tuning
-    from keras_resnet.data import DataSourceError
+    from keras_resnet import plots
+    from keras_resnet.recipe import (
+        DataSourceError,
+        RunFolderError,
+        UnsupportedSetupError,
+        run_folder,
+        training,
+    )
+    from keras_resnet.tuning import hypermodel, report, tuners
 
     try:
         split = training.prepare_split(config)
         # Trials see the training and validation parts only.
-        hypermodel = tuning.ResNetHyperModel(config, split, space)
-        tuner = tuning.make_tuner(
+        model_space = hypermodel.ResNetHyperModel(config, split, space)
+        tuner = tuners.make_tuner(
             args.tuner,
-            hypermodel,
+            model_space,
             directory=args.directory,
             project_name=project_name,
             max_trials=args.max_trials,
@@ -193,7 +219,7 @@ def main(argv=None) -> dict:
                 validation_data=(split.x_val, split.y_val),
                 verbose=config.verbose,
             )
-    except (DataSourceError, tuning.SearchFolderError, ValueError) as error:
+    except (DataSourceError, tuners.SearchFolderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     if role == "worker":
@@ -201,17 +227,17 @@ def main(argv=None) -> dict:
         return {"role": role}
 
     project_dir = tuner.project_dir
-    rows = tuning.summarize(tuner)
-    tuning.write_summary(rows, os.path.join(project_dir, tuning.SUMMARY_FILE))
-    print(tuning.format_summary(rows))
-    searched = [name for name in space.hyperparameters() if name not in fixed]
-    histories = tuning.trial_histories(tuner)
+    rows = report.summarize(tuner)
+    report.write_summary(rows, os.path.join(project_dir, tuners.SUMMARY_FILE))
+    print(report.format_summary(rows))
+    searched = [name for name in space.hyperparameters(config.schedule) if name not in fixed]
+    histories = report.trial_histories(tuner)
     figures = plots.plot_search(rows, histories, project_dir, searched or ["learning_rate"])
-    print(f"summary: {os.path.join(project_dir, tuning.SUMMARY_FILE)}")
+    print(f"summary: {os.path.join(project_dir, tuners.SUMMARY_FILE)}")
     print("plots: " + ", ".join(str(path) for path in figures))
     result = {"role": role, "summary": rows}
     if args.retrain_best:
-        best = tuning.best_config(tuner)
+        best = report.best_config(tuner)
         if args.retrain_epochs is not None:
             best = dataclasses.replace(best, epochs=args.retrain_epochs)
         print(
@@ -219,12 +245,12 @@ def main(argv=None) -> dict:
             + ", ".join(f"{name}={getattr(best, name)}" for name in searched)
         )
         run_dir = os.path.join(best.output_dir, best.resolved_run_name())
-        if os.path.exists(os.path.join(run_dir, plots.METRICS_FILE)):
+        if os.path.exists(os.path.join(run_dir, run_folder.METRICS_FILE)):
             print(f"already retrained in {run_dir} (delete that folder to train it again)")
             best = dataclasses.replace(best, verbose=0)  # train() only reports the stored run
         try:
             trained = training.train(best)
-        except (training.RunFolderError, training.UnsupportedSetupError) as error:
+        except (RunFolderError, UnsupportedSetupError) as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
         result["retrained"] = dataclasses.asdict(trained)

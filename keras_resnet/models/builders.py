@@ -1,0 +1,263 @@
+"""Model builders: ``build_resnet`` (stem -> stages -> head) and one line per variant."""
+
+from __future__ import annotations
+
+import numbers
+import os
+
+import keras
+
+from keras_resnet.models import blocks
+from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
+from keras_resnet.models.torchvision import load_torchvision_weights
+from keras_resnet.validation import check_integer
+
+POOLINGS = (None, "avg", "max")
+# A `weights` path with one of these endings is a torchvision state dict (torch.save).
+PTH_SUFFIXES = (".pth", ".pt")
+# Inputs smaller than this on either side get the CIFAR stem when ``stem=None``:
+# the ImageNet stem divides the size by 4 before the first stage, which leaves a
+# 32x32 image only 1x1 at the last stage.
+IMAGENET_STEM_MIN_SIZE = 128
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, in table order.
+
+    Example:
+        >>> list_models()[:2]
+        ['resnet18', 'resnet34']
+    """
+    return list(MODEL_SPECS)
+
+
+def get_model(name: str, /, **kwargs) -> keras.Model:
+    """Build a registered model by name; keyword arguments go to ``build_resnet``.
+
+    Example:
+        >>> model = get_model("resnet56", num_classes=100)
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in MODEL_SPECS:
+        raise ValueError(
+            f"Unknown model name. Available: {', '.join(MODEL_SPECS)}. Received: name={name!r}"
+        )
+    kwargs.setdefault("name", key)
+    return build_resnet(MODEL_SPECS[key], **kwargs)
+
+
+def resolve_stem(spec: ResNetSpec, stem: str | None, spatial: tuple[int, int]) -> str:
+    """The stem to use: the one asked for, else the spec's, else one chosen by size.
+
+    With neither given, inputs of at least ``IMAGENET_STEM_MIN_SIZE`` on both sides
+    get the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) and smaller ones the CIFAR
+    stem (3x3/1 conv, no pool).
+
+    Example:
+        >>> resolve_stem(MODEL_SPECS["resnet18"], None, (32, 32))
+        'cifar'
+    """
+    stem = stem or spec.stem
+    if stem is not None:
+        return stem
+    return "imagenet" if min(spatial) >= IMAGENET_STEM_MIN_SIZE else "cifar"
+
+
+def _spatial(input_shape) -> tuple[int, int]:
+    if channel_axis() == 1:
+        return tuple(input_shape[1:])
+    return tuple(input_shape[:2])
+
+
+def _validate(spec, num_classes, input_shape, include_top, pooling, weights, shortcut, stem):
+    """Check every user argument before any layer is built."""
+    if include_top:
+        check_integer(num_classes, "num_classes", minimum=1)
+    if (
+        not isinstance(input_shape, (tuple, list))
+        or len(input_shape) != 3
+        or not all(
+            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+            for d in input_shape
+        )
+    ):
+        raise ValueError(
+            "`input_shape` must be three positive integers (height, width, channels; "
+            "channels first under channels_first). "
+            f"Received: input_shape={input_shape!r}"
+        )
+    if shortcut not in SHORTCUTS:
+        raise ValueError(
+            f"`shortcut` must be one of {', '.join(SHORTCUTS)}. Received: shortcut={shortcut!r}"
+        )
+    if stem is not None and stem not in STEMS:
+        raise ValueError(
+            f"`stem` must be one of {', '.join(STEMS)} or None (chosen by input size). "
+            f"Received: stem={stem!r}"
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
+    if weights is not None and not os.path.isfile(weights):
+        raise ValueError(
+            "`weights` must be None or the path of an existing weights file "
+            f"(.weights.h5, .keras, or a torchvision .pth). Received: weights={weights!r}"
+        )
+    spatial = _spatial(input_shape)
+    resolved_stem = resolve_stem(spec, stem, spatial)
+    total_stride = (4 if resolved_stem == "imagenet" else 1) * 2 ** (len(spec.blocks_per_stage) - 1)
+    if min(spatial) < total_stride:
+        raise ValueError(
+            f"`input_shape` is too small: with the {resolved_stem} stem the network "
+            f"downsamples by {total_stride}, so height and width must be at least "
+            f"{total_stride}. Received: input_shape={tuple(input_shape)!r}"
+        )
+    return resolved_stem
+
+
+def _stem(x, kind, filters):
+    if kind == "cifar":
+        return blocks.conv_bn(x, filters, 3, 1, name="conv1")
+    x = blocks.conv_bn(x, filters, 7, 2, name="conv1")
+    # Zero padding before the max-pool equals PyTorch's -inf padding: inputs are >= 0.
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def build_resnet(
+    spec: ResNetSpec | int,
+    *,
+    num_classes: int | None = None,
+    input_shape=None,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classifier_activation="softmax",
+    weights: str | None = None,
+    shortcut: str | None = None,
+    stem: str | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Build a ResNet with the Functional API.
+
+    Args:
+        spec: a ``ResNetSpec`` or the depth of a registered model (18, 56, ...).
+        num_classes: classifier outputs; defaults to the spec's (1000 or 10).
+        input_shape: ``(height, width, channels)`` (channels first under
+            ``channels_first``); defaults to the spec's native square size with 3
+            channels (224 for the ImageNet family, 32 for the CIFAR family).
+        include_top: add global average pooling and the ``predictions`` Dense layer.
+        pooling: without the top, None (4-D feature map), "avg" or "max".
+        classifier_activation: activation of ``predictions``; None gives logits.
+        weights: None, or a path to a ``.weights.h5``/``.keras`` file to load, or to a
+            torchvision state dict (``.pth``/``.pt``, see ``load_torchvision_weights``).
+        shortcut: "zero_pad" (option A), "projection" (B), "projection_all" (C) or
+            "none" (a plain network: no shortcuts, otherwise identical); defaults to the
+            spec's (A for the CIFAR family, B otherwise).
+        stem: "imagenet" or "cifar"; defaults to the spec's, or by input size
+            (see ``resolve_stem``).
+        name: model name.
+
+    Example:
+        >>> model = build_resnet(18, num_classes=10, input_shape=(32, 32, 3))
+        >>> model.output.shape
+        (None, 10)
+    """
+    if not isinstance(spec, ResNetSpec):
+        registered = f"resnet{spec}"
+        if registered not in MODEL_SPECS:
+            depths = ", ".join(key.removeprefix("resnet") for key in MODEL_SPECS)
+            raise ValueError(f"Unknown depth. Available: {depths}. Received: depth={spec!r}")
+        name = name or registered
+        spec = MODEL_SPECS[registered]
+    num_classes = spec.num_classes if num_classes is None else num_classes
+    if input_shape is None:
+        size = spec.input_size
+        input_shape = (3, size, size) if channel_axis() == 1 else (size, size, 3)
+    shortcut = shortcut or spec.shortcut
+    stem = _validate(spec, num_classes, input_shape, include_top, pooling, weights, shortcut, stem)
+
+    inputs = keras.Input(tuple(input_shape), name="input")
+    x = _stem(inputs, stem, spec.widths[0])
+    for index, (filters, num_blocks) in enumerate(
+        zip(spec.widths, spec.blocks_per_stage, strict=True)
+    ):
+        x = blocks.residual_stage(
+            x,
+            spec.block,
+            filters,
+            num_blocks,
+            strides=1 if index == 0 else 2,
+            shortcut_kind=shortcut,
+            name=f"conv{index + 2}",
+        )
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        # Under a mixed-precision policy the classifier computes in float32, so the
+        # softmax and the loss are not rounded to 16 bits.
+        mixed = keras.config.dtype_policy().name.startswith("mixed")
+        x = keras.layers.Dense(
+            num_classes,
+            activation=classifier_activation,
+            dtype="float32" if mixed else None,
+            name="predictions",
+        )(x)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    model = keras.Model(inputs, x, name=name or "resnet")
+    if weights is not None and str(weights).endswith(PTH_SUFFIXES):
+        load_torchvision_weights(model, weights)
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def ResNet18(**kwargs) -> keras.Model:
+    """ResNet-18 (BasicBlock, 2-2-2-2). Example: ``ResNet18(num_classes=10)``."""
+    return get_model("resnet18", **kwargs)
+
+
+def ResNet34(**kwargs) -> keras.Model:
+    """ResNet-34 (BasicBlock, 3-4-6-3). Example: ``ResNet34(num_classes=10)``."""
+    return get_model("resnet34", **kwargs)
+
+
+def ResNet50(**kwargs) -> keras.Model:
+    """ResNet-50 (Bottleneck, 3-4-6-3). Example: ``ResNet50(num_classes=10)``."""
+    return get_model("resnet50", **kwargs)
+
+
+def ResNet101(**kwargs) -> keras.Model:
+    """ResNet-101 (Bottleneck, 3-4-23-3). Example: ``ResNet101(num_classes=10)``."""
+    return get_model("resnet101", **kwargs)
+
+
+def ResNet152(**kwargs) -> keras.Model:
+    """ResNet-152 (Bottleneck, 3-8-36-3). Example: ``ResNet152(num_classes=10)``."""
+    return get_model("resnet152", **kwargs)
+
+
+def ResNet20(**kwargs) -> keras.Model:
+    """CIFAR ResNet-20 (n=3, option A). Example: ``ResNet20()``."""
+    return get_model("resnet20", **kwargs)
+
+
+def ResNet32(**kwargs) -> keras.Model:
+    """CIFAR ResNet-32 (n=5, option A). Example: ``ResNet32()``."""
+    return get_model("resnet32", **kwargs)
+
+
+def ResNet44(**kwargs) -> keras.Model:
+    """CIFAR ResNet-44 (n=7, option A). Example: ``ResNet44()``."""
+    return get_model("resnet44", **kwargs)
+
+
+def ResNet56(**kwargs) -> keras.Model:
+    """CIFAR ResNet-56 (n=9, option A). Example: ``ResNet56()``."""
+    return get_model("resnet56", **kwargs)
+
+
+def ResNet110(**kwargs) -> keras.Model:
+    """CIFAR ResNet-110 (n=18, option A). Example: ``ResNet110()``."""
+    return get_model("resnet110", **kwargs)

@@ -1,0 +1,277 @@
+"""The run folder: every file a training run leaves, its one writer and its one reader.
+
+    config.json               the resolved config: backend, versions, seed, data source
+    history.csv               one row per finished epoch, rewritten whole each epoch
+    best.keras                the best epoch's model (raw 0-255 images in, probabilities out)
+    test_metrics.json         test accuracy and loss, confusion matrix (written last)
+    training_curves.png       loss, accuracy and learning rate per epoch
+    confusion_matrix.png      the test confusion matrix, row-normalized
+    backup/                   BackupAndRestore's state while the run is unfinished
+
+Every file is written with ``keras_resnet.atomic``; ``history.csv`` is read only by
+``read_history``. Running the same config again resumes an unfinished run from its last
+finished epoch and returns the stored result of a finished one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from keras_resnet.recipe.config import TrainConfig
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+BEST_MODEL_FILE = "best.keras"
+METRICS_FILE = "test_metrics.json"
+CURVES_FILE = "training_curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+BACKUP_DIR = "backup"
+# The metric early stopping and the best epoch are chosen on.
+MONITOR = "val_accuracy"
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used as asked (another config, nothing to resume)."""
+
+
+def _to_float(cell) -> float:
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_history(path: str | os.PathLike, *, missing_ok: bool = False) -> list[dict]:
+    """The rows of a ``history.csv``, one per epoch in epoch order.
+
+    ``epoch`` is an int (0-based, as Keras logs it); every other value a float, NaN for a
+    blank or non-numeric cell (a column that appeared in a later epoch; ``NA``). Where an
+    epoch appears twice (a run resumed by another writer), the last row wins; a malformed
+    row (more cells than the header) is skipped with a warning.
+
+    Raises:
+        FileNotFoundError: no such file, unless ``missing_ok`` (then ``[]``).
+        ValueError: the file is empty or has no ``epoch`` column.
+
+    Example:
+        >>> read_history("runs/x/history.csv")[0]["epoch"]  # doctest: +SKIP
+        0
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="") as f:
+            lines = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        raise FileNotFoundError(f"Training history not found: {path}") from None
+    if not lines:
+        raise ValueError(f"Training history is empty: {path}")
+    header = [name.strip() for name in lines[0]]
+    if "epoch" not in header:
+        raise ValueError(f"Training history has no 'epoch' column: {path}. Received: {header}")
+    epoch_index = header.index("epoch")
+    by_epoch: dict[int, dict] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        if len(line) > epoch_index and line[epoch_index].strip() == "epoch":  # a repeated header
+            continue
+        row = dict(zip(header, map(_to_float, line), strict=False))
+        if len(line) > len(header) or not math.isfinite(row.get("epoch", math.nan)):
+            warnings.warn(f"{path}: skipping malformed row {number}: {line}", stacklevel=2)
+            continue
+        row = {name: row.get(name, math.nan) for name in header}  # a row cut short
+        row["epoch"] = int(row["epoch"])
+        by_epoch[row["epoch"]] = row
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def history_columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    """History rows as one array per column (``epoch`` an int array), for the figures.
+
+    Example:
+        >>> history_columns([{"epoch": 0, "loss": 2.0}, {"epoch": 1, "loss": 1.5}])["loss"]
+        array([2. , 1.5])
+    """
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    columns = {
+        name: np.array([row.get(name, math.nan) for row in rows], dtype=float) for name in names
+    }
+    if "epoch" in columns:
+        columns["epoch"] = columns["epoch"].astype(int)
+    return columns
+
+
+def write_history(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Write history rows, ``epoch`` first and the other columns sorted, atomically.
+
+    Example:
+        >>> write_history("runs/x/history.csv", [{"epoch": 0, "loss": 2.0}])  # doctest: +SKIP
+    """
+    from keras_resnet import atomic
+
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    return atomic.write_csv(path, rows, ["epoch", *keys])
+
+
+def read_test_metrics(path: str | os.PathLike) -> dict:
+    """A run's ``test_metrics.json``, checked: a file that is not JSON, or not the test
+    metrics (no confusion matrix), raises a ``ValueError`` that names it.
+
+    Example:
+        >>> read_test_metrics("runs/x/test_metrics.json")["test_accuracy"]  # doctest: +SKIP
+        0.863
+    """
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Test metrics are not valid JSON: {path} ({exc})") from None
+    if not isinstance(metrics, dict) or "confusion_matrix" not in metrics:
+        raise ValueError(f"Test metrics have no 'confusion_matrix': {path}")
+    return metrics
+
+
+def best_row(rows: list[dict]) -> dict:
+    """The first epoch with the highest validation accuracy (EarlyStopping's choice).
+
+    Example:
+        >>> best_row([{"epoch": 0, "val_accuracy": 0.5}, {"epoch": 1, "val_accuracy": 0.4}])
+        {'epoch': 0, 'val_accuracy': 0.5}
+    """
+    return max(rows, key=lambda row: -math.inf if math.isnan(row[MONITOR]) else row[MONITOR])
+
+
+def training_complete(rows: list[dict], config: TrainConfig) -> bool:
+    """Whether history rows already reach the last epoch or the stopping point.
+
+    EarlyStopping stops at epoch ``e`` when ``e - best_epoch >= patience``.
+
+    Example:
+        >>> training_complete([], TrainConfig())
+        False
+    """
+    if not rows:
+        return False
+    last_epoch = rows[-1]["epoch"]
+    if last_epoch + 1 >= config.epochs:
+        return True
+    return last_epoch - best_row(rows)["epoch"] >= config.resolved_patience
+
+
+def environment(source: str) -> dict:
+    """Where and with what a run trains: backend, data format, versions, data, platform.
+
+    Example:
+        >>> environment("synthetic")["data_source"]  # doctest: +SKIP
+        'synthetic'
+    """
+    import keras
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__}
+    for module in ("numpy", "tensorflow", "jax", "torch"):
+        if module in sys.modules:
+            versions[module] = getattr(sys.modules[module], "__version__", "unknown")
+    return {
+        "backend": keras.backend.backend(),
+        "image_data_format": keras.config.image_data_format(),
+        "versions": versions,
+        "data_source": source,
+        "platform": platform.platform(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: bool = False):
+    """The run folder for ``config``, and whether it already holds a finished run.
+
+    Example:
+        >>> run_dir, finished = prepare_run_dir(TrainConfig(synthetic=True))  # doctest: +SKIP
+    """
+    run_dir = Path(config.output_dir) / config.resolved_run_name()
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    config_path = run_dir / CONFIG_FILE
+    if resume and not config_path.exists():
+        raise RunFolderError(
+            f"Nothing to resume: {run_dir} holds no run. Start it without --resume."
+        )
+    if config_path.exists():
+        stored = json.loads(config_path.read_text())
+        if stored.get("fingerprint") != config.fingerprint():
+            raise RunFolderError(
+                f"{run_dir} holds a run with another config (fingerprint "
+                f"{stored.get('fingerprint')} != {config.fingerprint()}). Use another "
+                "--run-name, or --overwrite to discard it."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, (run_dir / METRICS_FILE).exists()
+
+
+def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Draw a run folder's figures beside its data (``python -m keras_resnet.plots``).
+
+    ``training_curves.png`` from ``history.csv`` and, once ``test_metrics.json`` exists,
+    ``confusion_matrix.png`` (row-normalized); the test accuracy is drawn in the curves.
+
+    Raises:
+        FileNotFoundError: the folder or its ``history.csv`` does not exist.
+        ValueError: a file in it is empty or malformed.
+
+    Example:
+        >>> [path.name for path in plot_run("runs/x")]  # doctest: +SKIP
+        ['training_curves.png', 'confusion_matrix.png']
+    """
+    from keras_resnet import plots
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"Run folder not found: {run_dir}")
+    rows = read_history(run_dir / HISTORY_FILE)
+    if not rows:
+        raise ValueError(f"Training history has a header but no rows: {run_dir / HISTORY_FILE}")
+    metrics_path = run_dir / METRICS_FILE
+    metrics = read_test_metrics(metrics_path) if metrics_path.exists() else None
+    name = run_dir.resolve().name
+    paths = [
+        plots.plot_history(
+            history_columns(rows),
+            run_dir / CURVES_FILE,
+            title=f"Training curves: {name}",
+            test_accuracy=None if metrics is None else metrics.get("test_accuracy"),
+        )
+    ]
+    if metrics is not None:
+        paths.append(
+            plots.plot_confusion_matrix(
+                metrics["confusion_matrix"],
+                metrics.get("class_names"),
+                run_dir / CONFUSION_FILE,
+                title=f"Test confusion matrix: {name}",
+            )
+        )
+    return paths
+
+
+def time_and_accuracy(run_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """A run's cumulative training minutes and validation accuracy after each epoch.
+
+    Example:
+        >>> minutes, accuracy = time_and_accuracy("runs/x")  # doctest: +SKIP
+    """
+    path = Path(run_dir) / HISTORY_FILE
+    columns = history_columns(read_history(path))
+    for column in ("epoch_seconds", MONITOR):
+        if column not in columns or not np.isfinite(columns[column]).any():
+            raise ValueError(f"{path} has no {column!r} values to plot against time.")
+    return np.cumsum(np.nan_to_num(columns["epoch_seconds"])) / 60, columns[MONITOR]

@@ -1,0 +1,393 @@
+"""The CIFAR-10 recipe as a standard ``model.fit``: ``train(config) -> TrainResult``.
+
+``train`` checks the setup, prepares the run folder (``run_folder``), loads and splits the
+data, builds the model (augmentation and normalization inside it), compiles it, fits it
+with the recipe's callbacks, evaluates the best epoch's model on the test set once, and
+draws the figures. Running the same config again resumes an unfinished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_resnet import atomic, extras
+from keras_resnet._compat import AtomicBackupAndRestore
+from keras_resnet.models.builders import get_model
+from keras_resnet.models.layers import channel_axis
+from keras_resnet.recipe import augment, data
+from keras_resnet.recipe.callbacks import (
+    HistoryWriter,
+    ResumableEarlyStopping,
+    learning_rate_callback,
+)
+from keras_resnet.recipe.config import PRECISIONS, TrainConfig
+from keras_resnet.recipe.distribution import distribution_scope
+from keras_resnet.recipe.evaluation import evaluate_test_set
+from keras_resnet.recipe.losses import recipe_loss
+from keras_resnet.recipe.optimizers import TorchSGD
+from keras_resnet.recipe.run_folder import (
+    BACKUP_DIR,
+    BEST_MODEL_FILE,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MONITOR,
+    best_row,
+    environment,
+    plot_run,
+    prepare_run_dir,
+    read_history,
+    training_complete,
+)
+from keras_resnet.recipe.schedules import OneCycle
+
+extras.check_extra("train", "Training with keras_resnet.recipe")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports; the same values are in its ``test_metrics.json``.
+
+    Example:
+        >>> result = train(TrainConfig(synthetic=True, epochs=1))  # doctest: +SKIP
+        >>> 0.0 <= result.test_accuracy <= 1.0  # doctest: +SKIP
+        True
+    """
+
+    run_dir: Path
+    test_accuracy: float
+    test_loss: float
+    best_epoch: int  # 1-based
+    best_val_accuracy: float
+    epochs_completed: int
+    train_seconds: float
+
+
+def default_jit_compile(backend: str) -> bool:
+    """Whether ``model.compile`` gets ``jit_compile=True`` on this backend.
+
+    Only JAX: it needs jit to be usable. On a CPU, XLA made TensorFlow's training slower
+    than its graph mode, and ``torch.compile`` gained nothing over torch eager after minutes
+    of compiling (the README's "Speed" has the measurements).
+
+    Example:
+        >>> default_jit_compile("tensorflow")
+        False
+    """
+    return backend == "jax"
+
+
+def enable_determinism() -> None:
+    """Ask the current backend for deterministic kernels (slower; same results per seed).
+
+    Example:
+        >>> enable_determinism()
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    elif backend == "jax":
+        # XLA on CPU is deterministic; on GPU this flag must be set before JAX starts.
+        flag = "--xla_gpu_deterministic_ops=true"
+        if flag not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
+def build_training_model(
+    config: TrainConfig, mean, std, num_classes: int, image_size: int = 32
+) -> keras.Model:
+    """Raw 0-255 images -> augmentation (training only) -> normalization -> the ResNet.
+
+    Example:
+        >>> model = build_training_model(TrainConfig(model="resnet20"), (120,) * 3, (60,) * 3, 10)
+        >>> model.output.shape
+        (None, 10)
+    """
+    shape = (3, image_size, image_size) if channel_axis() == 1 else (image_size, image_size, 3)
+    inputs = keras.Input(shape, name="images")
+    x = augment.preprocessing(inputs, mean, std, seed=config.seed)
+    backbone = get_model(
+        config.model, num_classes=num_classes, input_shape=shape, shortcut=config.shortcut
+    )
+    return keras.Model(inputs, backbone(x), name=f"cifar10_{config.model}")
+
+
+def compile_model(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int | None = None
+) -> None:
+    """SGD with momentum and PyTorch-style weight decay, cross-entropy, accuracy.
+
+    With ``schedule="one_cycle"`` the optimizer's learning rate is a per-step ``OneCycle``
+    over ``config.epochs * steps_per_epoch`` steps; with "step" it is set each epoch by
+    ``learning_rate_callback``. ``label_smoothing`` > 0 smooths the loss (``recipe_loss``).
+
+    A model built under fp16 (``mixed_float16``) gets dynamic loss scaling: Keras's
+    ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer`` when the
+    model's dtype policy is ``mixed_float16`` (``auto_scale_loss=True``, its default).
+    bf16 has float32's exponent range and needs none.
+
+    Example:
+        >>> config = TrainConfig(model="resnet20")
+        >>> model = build_training_model(config, (120,) * 3, (60,) * 3, 10)
+        >>> compile_model(model, config)
+        >>> type(model.optimizer).__name__
+        'TorchSGD'
+    """
+    learning_rate = config.learning_rate
+    if config.schedule == "one_cycle":
+        if not steps_per_epoch or steps_per_epoch < 1:
+            raise ValueError(
+                "`schedule='one_cycle'` sets the learning rate per step and needs the number "
+                "of steps: pass steps_per_epoch (ceil(training images / batch size)). "
+                f"Received: steps_per_epoch={steps_per_epoch!r}"
+            )
+        learning_rate = OneCycle(config.learning_rate, config.epochs * steps_per_epoch)
+    jit = config.jit_compile
+    if jit is None:
+        jit = default_jit_compile(keras.backend.backend())
+    model.compile(
+        optimizer=TorchSGD(
+            learning_rate=learning_rate,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            l2=config.weight_decay,
+        ),
+        loss=recipe_loss(config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit,
+    )
+
+
+def _stored_result(run_dir: Path) -> TrainResult:
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    return TrainResult(
+        run_dir=run_dir,
+        **{field.name: metrics[field.name] for field in dataclasses.fields(TrainResult)[1:]},
+    )
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train, validate, early-stop, evaluate on the test set once, and plot.
+
+    Args:
+        config: the recipe (see ``TrainConfig``).
+        resume: insist on continuing an existing run (an error if there is none);
+            without it, an unfinished run with the same config resumes anyway.
+        overwrite: discard an existing run folder and start over.
+
+    Example:
+        >>> result = train(TrainConfig(synthetic=True, epochs=2))  # doctest: +SKIP
+        >>> result.epochs_completed  # doctest: +SKIP
+        2
+    """
+    scope = distribution_scope(config)  # checks first: nothing loaded or written yet
+    run_dir, finished = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    if finished:
+        if config.verbose:
+            print(f"{run_dir} is finished; use --overwrite to train again.")
+        return _stored_result(run_dir)
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        enable_determinism()
+    with precision_policy(config), scope as replicas:
+        return _train(config, run_dir, replicas)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A run's arrays: the training part, the held-out validation part, the test set.
+
+    Images are uint8 in the current image data format; ``mean`` and ``std`` are the
+    per-channel statistics of the training part, which the model normalizes with.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def prepare_split(config: TrainConfig, replicas: int = 1) -> Split:
+    """Load the config's data, shuffle once with its seed, and hold out the validation part.
+
+    The last ``validation_fraction`` is held out, as ``validation_split`` would; the
+    normalization statistics come from the rest. With ``replicas`` > 1 each part keeps a
+    multiple of it, so every batch splits evenly over the devices.
+
+    Example:
+        >>> split = prepare_split(TrainConfig(synthetic=True, verbose=0))
+        >>> len(split.x_train), len(split.x_val)  # 512 generated images, the last 20% held out
+        (409, 103)
+    """
+    dataset = data.load_cifar10(
+        data_dir=config.data_dir,
+        synthetic=config.synthetic,
+        cache_dir=config.cache_dir,
+        progress=config.verbose > 0,
+    )
+    if config.train_subset or config.test_subset:
+        dataset = data.subset(dataset, config.train_subset, config.test_subset, seed=config.seed)
+    x_train, y_train = data.shuffle_once(dataset.x_train, dataset.y_train, config.seed)
+    x_test, y_test = dataset.x_test, dataset.y_test
+    num_fit = int(len(x_train) * (1 - config.validation_fraction))
+    x_val, y_val = _multiple_of(
+        replicas, x_train[num_fit:], y_train[num_fit:], "validation", config.verbose
+    )
+    x_train, y_train = _multiple_of(
+        replicas, x_train[:num_fit], y_train[:num_fit], "training", config.verbose
+    )
+    pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    if channel_axis() == 1:
+        x_train, x_val, x_test = (x.transpose(0, 3, 1, 2) for x in (x_train, x_val, x_test))
+    return Split(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        mean,
+        std,
+        tuple(dataset.class_names),
+        dataset.source,
+    )
+
+
+@contextlib.contextmanager
+def precision_policy(config: TrainConfig):
+    """Make the config's precision the global dtype policy, and restore the old one on exit.
+
+    Example:
+        >>> with precision_policy(TrainConfig(precision="bf16")):
+        ...     keras.config.dtype_policy().name
+        'mixed_bfloat16'
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[config.precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose: int):
+    """The leading images of ``x`` and ``y``, as many as a multiple of ``replicas`` holds."""
+    keep = len(x) - len(x) % replicas
+    if verbose and keep < len(x):
+        print(
+            f"Leaving out {len(x) - keep} of {len(x)} {part} images so that every batch "
+            f"splits evenly over {replicas} replicas"
+        )
+    return x[:keep], y[:keep]
+
+
+def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult:
+    split = prepare_split(config, replicas)
+    x_train, y_train, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
+    x_test, y_test, mean, std = split.x_test, split.y_test, split.mean, split.std
+
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.exists():
+        atomic.write_json(
+            config_path,
+            {
+                "config": config.to_dict(),
+                "fingerprint": config.fingerprint(),
+                "patience": config.resolved_patience,
+                "train_images": len(x_train),
+                "validation_images": len(x_val),
+                "replicas": replicas,
+                "test_images": len(x_test),
+                "normalization": {"mean": mean.tolist(), "std": std.tolist()},
+                **environment(split.source),
+            },
+        )
+
+    model = build_training_model(config, mean, std, split.num_classes)
+    compile_model(model, config, steps_per_epoch=-(-len(x_train) // config.batch_size))
+
+    history_path = run_dir / HISTORY_FILE
+    best_path = run_dir / BEST_MODEL_FILE
+    stopper = ResumableEarlyStopping(
+        history_path, best_path, config.resolved_patience, verbose=config.verbose
+    )
+    # Order matters at each epoch's end: the learning rate is logged, the best model
+    # saved, the history row written, then the backup. A kill before the backup reruns
+    # the epoch, whose row is then replaced; every row in history.csv has its best model
+    # on disk. (A kill in the instant between renaming best.keras and rewriting the
+    # history can leave best.keras from the epoch that is then rerun.)
+    callbacks = [
+        learning_rate_callback(config),
+        stopper,
+        HistoryWriter(history_path),
+        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
+    ]
+    # A run killed after its last epoch but before its test metrics has nothing to fit.
+    if not training_complete(read_history(history_path, missing_ok=True), config):
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=(x_val, y_val),
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+
+    # The run folder, not this process's memory, says which epoch was best: after a
+    # resume this process may not have trained it.
+    rows = read_history(history_path)
+    best = best_row(rows)
+    best_model = keras.saving.load_model(best_path)
+    metrics = evaluate_test_set(
+        best_model,
+        x_test,
+        y_test,
+        batch_size=max(256, config.batch_size),
+        replicas=replicas,
+        flip=config.flip_test,
+    )
+    metrics.update(
+        class_names=list(split.class_names),
+        best_epoch=best["epoch"] + 1,
+        best_val_accuracy=best[MONITOR],
+        epochs_completed=len(rows),
+        train_seconds=sum(row.get("epoch_seconds", 0.0) for row in rows),
+    )
+    atomic.write_json(run_dir / METRICS_FILE, metrics)
+    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+    plot_run(run_dir)
+    if config.verbose:
+        print(
+            f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+            f"(best epoch {metrics['best_epoch']}); run folder {run_dir}"
+        )
+    return _stored_result(run_dir)

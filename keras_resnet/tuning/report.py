@@ -1,0 +1,108 @@
+"""A search's results: one row per trial, its table, its CSV, the best config."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from keras_resnet import atomic
+from keras_resnet.recipe.config import TrainConfig
+from keras_resnet.recipe.run_folder import history_columns, read_history
+from keras_resnet.tuning.tuners import SearchFolderError, history_file_name
+
+
+def summarize(tuner) -> list[dict]:
+    """One row per trial, best validation accuracy first (unfinished trials last).
+
+    Each row has the trial id and status, the hyperparameters' values, the best
+    validation accuracy (averaged over executions), the best epoch (1-based) and the
+    epochs and seconds the trial trained (from its ``history.csv``).
+
+    Example:
+        >>> summarize(tuner)[0]["best_val_accuracy"]  # doctest: +SKIP
+        0.71
+    """
+    rows = []
+    for trial_id, trial in tuner.oracle.trials.items():
+        history = read_history(
+            Path(tuner.get_trial_dir(trial_id)) / history_file_name(0), missing_ok=True
+        )
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "status": trial.status,
+                **trial.hyperparameters.values,
+                "best_val_accuracy": math.nan if trial.score is None else float(trial.score),
+                "best_epoch": trial.best_step + 1 if trial.score is not None else "",
+                "epochs": len(history),
+                "seconds": round(sum(row.get("epoch_seconds", 0.0) for row in history), 1),
+            }
+        )
+    return sorted(
+        rows,
+        key=lambda row: (
+            math.isnan(row["best_val_accuracy"]),
+            -(0 if math.isnan(row["best_val_accuracy"]) else row["best_val_accuracy"]),
+            row["trial_id"],
+        ),
+    )
+
+
+def trial_histories(tuner) -> dict[str, dict]:
+    """Each trial's first-execution history columns (``run_folder.history_columns``), by id.
+
+    Example:
+        >>> trial_histories(tuner)["0000"]["val_accuracy"]  # doctest: +SKIP
+        array([0.41, 0.55])
+    """
+    histories = {}
+    for trial_id in tuner.oracle.trials:
+        path = Path(tuner.get_trial_dir(trial_id)) / history_file_name(0)
+        if path.exists():
+            histories[trial_id] = history_columns(read_history(path))
+    return histories
+
+
+def write_summary(rows: list[dict], path: str | os.PathLike) -> Path:
+    """Write the summary rows as CSV, atomically (columns in first-seen order).
+
+    Example:
+        >>> write_summary(summarize(tuner), "searches/lr/summary.csv")  # doctest: +SKIP
+    """
+    return atomic.write_csv(path, rows)
+
+
+def format_summary(rows: list[dict], columns: Collection[str] | None = None) -> str:
+    """The summary as an aligned text table for the terminal.
+
+    Example:
+        >>> print(format_summary(summarize(tuner)))  # doctest: +SKIP
+    """
+    columns = list(columns or dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.4g}"
+        return str(value)
+
+    table = [columns, *[[cell(row.get(column, "")) for column in columns] for row in rows]]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True))
+        for line in table
+    )
+
+
+def best_config(tuner) -> TrainConfig:
+    """The base config with the best trial's hyperparameters.
+
+    Example:
+        >>> best_config(tuner).learning_rate  # doctest: +SKIP
+        0.13
+    """
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        raise SearchFolderError("The search has no finished trial to take the best from.")
+    return tuner.hypermodel.trial_config(best[0].hyperparameters)

@@ -1,0 +1,44 @@
+"""Save models and their predictions under the backend in KERAS_BACKEND.
+
+Run by ``test_saving.py`` in a subprocess, so a model saved under one backend can
+be loaded under another: ``KERAS_BACKEND=jax python tests/models/save_reference.py OUT``.
+"""
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import keras_resnet
+
+CASES = {
+    "option_a": lambda: keras_resnet.ResNet20(),
+    "option_b": lambda: keras_resnet.ResNet20(shortcut="projection"),
+    "plain": lambda: keras_resnet.ResNet20(shortcut="none"),
+}
+
+
+def randomize_batch_norm_statistics(model, seed=0):
+    """Give every BN layer non-trivial moving statistics, so loading them is checked."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.1, channels).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+
+
+def save(out_dir: Path) -> None:
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).uniform(0, 1, size=(4, 32, 32, 3)).astype("float32")
+    np.save(out_dir / "inputs.npy", x)
+    for case, build in CASES.items():
+        model = build()
+        randomize_batch_norm_statistics(model)
+        model.save(out_dir / f"{case}.keras")
+        np.save(out_dir / f"{case}.npy", model.predict(x, verbose=0))
+
+
+if __name__ == "__main__":
+    save(Path(sys.argv[1]))
