@@ -88,8 +88,11 @@ def default_jit_compile(backend: str) -> bool:
 def enable_determinism() -> None:
     """Ask the current backend for deterministic kernels (slower; same results per seed).
 
+    It changes the whole process (TensorFlow then refuses unseeded random ops), so its
+    example is not run as a doctest.
+
     Example:
-        >>> enable_determinism()
+        >>> enable_determinism()  # doctest: +SKIP
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":

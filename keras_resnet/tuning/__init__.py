@@ -23,6 +23,8 @@ EXPORTS = {
     "search_role": "keras_resnet.tuning.tuners",
     "SearchFolderError": "keras_resnet.tuning.tuners",
     "summarize": "keras_resnet.tuning.report",
+    "format_summary": "keras_resnet.tuning.report",
+    "write_summary": "keras_resnet.tuning.report",
     "best_config": "keras_resnet.tuning.report",
 }
 __all__ = sorted(EXPORTS)
