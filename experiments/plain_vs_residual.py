@@ -7,9 +7,9 @@
 Trains plain-20, plain-56, ResNet-20 and ResNet-56 (option A; the plain networks are the
 same builders with ``shortcut="none"``) with the package's recipe, ``train(TrainConfig)``,
 and probes the loss gradient of every convolution at initialization and after training.
-The default is a subset and a short schedule that a busy 2-core CPU finished in 15
-minutes; ``--full`` is the paper's schedule on all 50,000 images (about a week on that CPU
-at the same speed: 922 times the training images times epochs).
+The default is a subset and a short schedule sized for a 2-core CPU (the README's "Why
+residuals work" gives its time); ``--full`` is the paper's schedule on all 50,000 images,
+922 times the default's training images times epochs.
 
 Everything lands in ``OUTPUT_DIR/plain_vs_residual-<settings hash>/``: ``results.json``
 (settings and, per network, error curves, test error, gradient norms), written
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# The affordable default, sized for a 2-core CPU shared with other work (15 minutes on
-# TensorFlow, 2026-11-28): 1,250 images (1,000 fit, 250
+# The affordable default, sized for a 2-core CPU: 1,250 images (1,000 fit, 250
 # validation), 8 epochs of 16 steps (128 steps) with one learning-rate drop after epoch 6,
 # the paper's weight decay 1e-4. Batch 64 gives twice the steps of the paper's 128 for the
 # same compute, with the learning rate scaled down alike (0.05 for the paper's 0.1 at 128:
