@@ -1,6 +1,7 @@
 """The README and docs/ cannot rot: runnable examples run, and relative links resolve.
 
-A Python block whose fence reads ```python run is run, alone, in a fresh interpreter in a
+A ```python block on the line after the comment ``<!-- run -->`` (invisible when rendered,
+on GitHub and in other Markdown converters) is run, alone, in a fresh interpreter in a
 temporary folder (so what it writes lands there); other Python blocks are illustrations
 (they name data or weight files this machine may not have). Every relative link and image
 must name an existing file, and a ``#anchor`` a heading of the page it points to.
@@ -16,7 +17,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
-RUN_MARKER = "python run"
+RUN_MARKER = "<!-- run -->"
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 # [text](target) and ![alt](target); the target ends at whitespace or ")".
@@ -24,9 +25,15 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
+RUNNABLE = re.compile(
+    r"^" + re.escape(RUN_MARKER) + r"[ \t]*\n```python[ \t]*\n(.*?)^```\s*$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
 def runnable_blocks(text: str) -> list[str]:
-    """The code of every fenced block whose info string is exactly ``python run``."""
-    return [code for info, code in FENCE.findall(text) if info.strip() == RUN_MARKER]
+    """The code of every ```python block right after a ``<!-- run -->`` line."""
+    return RUNNABLE.findall(text)
 
 
 def without_code(text: str) -> str:
@@ -106,6 +113,8 @@ def test_link_check_catches_a_broken_link_and_anchor(tmp_path):
 
 
 def test_runnable_marker_is_exact():
-    text = "```python run\nprint(1)\n```\n```python\nprint(2)\n```\n```bash\nls\n```\n"
+    text = (
+        "<!-- run -->\n```python\nprint(1)\n```\n```python\nprint(2)\n```\n"
+        "<!-- run -->\n\n```python\nprint(3)\n```\n<!-- run -->\n```bash\nls\n```\n"
+    )
     assert runnable_blocks(text) == ["print(1)\n"]
-
