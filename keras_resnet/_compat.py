@@ -22,7 +22,7 @@ import shutil
 
 import keras
 
-from keras_resnet import atomic
+from keras_resnet import atomic, extras
 
 # The versions these overrides were written against and tested with.
 TESTED_KERAS = "3.8 to 3.15"
@@ -82,8 +82,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 def _kerastuner():
-    from keras_resnet import extras
-
     return extras.require("keras_tuner", "A hyperparameter search")
 
 

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -107,8 +108,6 @@ def remove_stale_partials(folder: str | os.PathLike, older_than_s: float) -> Non
     Example:
         >>> remove_stale_partials("runs/x", older_than_s=600)  # doctest: +SKIP
     """
-    import time
-
     now = time.time()
     for entry in Path(folder).glob(f".*{PARTIAL_MARK}*"):
         try:

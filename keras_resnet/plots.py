@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_resnet import atomic, extras
+from keras_resnet.validation import float_or_nan
 
 extras.require("matplotlib", "Drawing figures")
 
@@ -258,7 +259,7 @@ def plot_search(
     Example:
         >>> plot_search(rows, histories, "searches/lr")  # doctest: +SKIP
     """
-    finished = [row for row in rows if math.isfinite(_to_float(row.get("best_val_accuracy")))]
+    finished = [row for row in rows if math.isfinite(float_or_nan(row.get("best_val_accuracy")))]
     if not finished:
         raise ValueError("No finished trial to plot: every `best_val_accuracy` is missing.")
     finished.sort(key=lambda row: -float(row["best_val_accuracy"]))
@@ -273,7 +274,7 @@ def plot_search(
         positions = np.array(x, dtype=float) if numeric else _category_positions(ax, x)
         others = [other for other in hyperparameters if other != name]
         color_by = others[0] if others else None
-        colors = [_to_float(row.get(color_by)) for row in finished] if color_by else None
+        colors = [float_or_nan(row.get(color_by)) for row in finished] if color_by else None
         if colors is not None and np.isfinite(colors).all():
             log_colors = color_by in _LOG_SCALE_HYPERPARAMETERS and min(colors) > 0
             norm = LogNorm() if log_colors else None
@@ -418,13 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{parser.prog}: error: {exc}", file=sys.stderr)
             status = 1
     return status
-
-
-def _to_float(cell) -> float:
-    try:
-        return float(cell)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _as_float_columns(history) -> dict[str, np.ndarray]:

@@ -6,6 +6,19 @@ import math
 import numbers
 
 
+def float_or_nan(value) -> float:
+    """``float(value)``, or NaN where it is not a number (a blank CSV cell, ``NA``, None).
+
+    Example:
+        >>> float_or_nan("0.5"), float_or_nan("NA")
+        (0.5, nan)
+    """
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def check_integer(value, name: str, minimum: int | None = None) -> int:
     """Return ``value`` if it is an integer (not a bool) of at least ``minimum``.
 

@@ -25,7 +25,7 @@ ALLOWED = {
     "models": {"models", "_lazy", "validation"},
     "recipe": {"models", "recipe", "plots", *SHARED},
     "tuning": {"models", "recipe", "tuning", "plots", *SHARED},
-    "plots": {"atomic", "extras", "recipe"},  # recipe only in its command line (main)
+    "plots": {"atomic", "extras", "validation", "recipe"},  # recipe only in main
 }
 
 

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_resnet import atomic
 from keras_resnet.recipe.config import TrainConfig
+from keras_resnet.validation import float_or_nan
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -43,13 +45,6 @@ MONITOR = "val_accuracy"
 
 class RunFolderError(RuntimeError):
     """A run folder that cannot be used as asked (another config, nothing to resume)."""
-
-
-def _to_float(cell) -> float:
-    try:
-        return float(cell)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def read_history(path: str | os.PathLike, *, missing_ok: bool = False) -> list[dict]:
@@ -86,7 +81,7 @@ def read_history(path: str | os.PathLike, *, missing_ok: bool = False) -> list[d
     for number, line in enumerate(lines[1:], start=2):
         if len(line) > epoch_index and line[epoch_index].strip() == "epoch":  # a repeated header
             continue
-        row = dict(zip(header, map(_to_float, line), strict=False))
+        row = dict(zip(header, map(float_or_nan, line), strict=False))
         if len(line) > len(header) or not math.isfinite(row.get("epoch", math.nan)):
             warnings.warn(f"{path}: skipping malformed row {number}: {line}", stacklevel=2)
             continue
@@ -118,8 +113,6 @@ def write_history(path: str | os.PathLike, rows: list[dict]) -> Path:
     Example:
         >>> write_history("runs/x/history.csv", [{"epoch": 0, "loss": 2.0}])  # doctest: +SKIP
     """
-    from keras_resnet import atomic
-
     keys = sorted({key for row in rows for key in row} - {"epoch"})
     return atomic.write_csv(path, rows, ["epoch", *keys])
 
@@ -176,7 +169,7 @@ def environment(source: str) -> dict:
         >>> environment("synthetic")["data_source"]  # doctest: +SKIP
         'synthetic'
     """
-    import keras
+    import keras  # here, so that plotting a run folder imports no backend
 
     versions = {"python": platform.python_version(), "keras": keras.__version__}
     for module in ("numpy", "tensorflow", "jax", "torch"):
