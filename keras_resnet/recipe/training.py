@@ -22,7 +22,7 @@ from keras_resnet import atomic, extras
 from keras_resnet._compat import AtomicBackupAndRestore
 from keras_resnet.models.builders import get_model
 from keras_resnet.models.layers import channel_axis
-from keras_resnet.recipe import augment, data
+from keras_resnet.recipe import augment, data, pipeline
 from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
@@ -346,7 +346,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # the epoch, whose row is then replaced; every row in history.csv has its best model
     # on disk. (A kill in the instant between renaming best.keras and rewriting the
     # history can leave best.keras from the epoch that is then rerun.)
+    # Each epoch's batches and augmentation draws are those of (seed, epoch), so the
+    # epochs a resumed run retrains are those of the uninterrupted run (pipeline).
+    batches = pipeline.EpochBatches(x_train, y_train, config.batch_size, config.seed)
     callbacks = [
+        pipeline.EpochSeeds(config.seed, batches),
         learning_rate_callback(config),
         stopper,
         HistoryWriter(history_path),
@@ -355,12 +359,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     if not training_complete(read_history(history_path, missing_ok=True), config):
         model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
+            batches,
             epochs=config.epochs,
             validation_data=(x_val, y_val),
-            shuffle=True,
+            validation_batch_size=config.batch_size,
+            shuffle=False,  # the order is the batches' own
             callbacks=callbacks,
             verbose=config.verbose,
         )

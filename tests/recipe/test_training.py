@@ -114,7 +114,7 @@ def test_split_fit_sees_the_first_80_percent_of_one_seeded_shuffle(tmp_path, mon
         return real_shuffle(x, y, seed)
 
     def fit_spy(self, x=None, y=None, **kwargs):
-        fits.append({"x": np.array(x), "y": np.array(y), **kwargs})
+        fits.append({"x": np.array(x.images), "y": np.array(x.labels), "batches": x, **kwargs})
         raise _StopBeforeTrainingError
 
     def build_spy(config, mean, std, num_classes, image_size=32):
@@ -147,7 +147,10 @@ def test_split_fit_sees_the_first_80_percent_of_one_seeded_shuffle(tmp_path, mon
     np.testing.assert_array_equal(y_fit, y_shuffled[:NUM_FIT])
     np.testing.assert_array_equal(x_val, x_shuffled[NUM_FIT:])
     np.testing.assert_array_equal(y_val, y_shuffled[NUM_FIT:])
-    assert fit["batch_size"] == 64 and fit["epochs"] == 3
+    # Batches of 64 in an order of (seed, epoch); fit itself shuffles nothing.
+    batches = fit["batches"]
+    assert (batches.batch_size, batches.seed, fit["epochs"]) == (64, 42, 3)
+    assert fit["shuffle"] is False and fit["validation_batch_size"] == 64
     record = json.loads((tmp_path / config.resolved_run_name() / "config.json").read_text())
     assert (record["train_images"], record["validation_images"]) == (NUM_FIT, NUM_VAL)
     assert record["test_images"] == 64
