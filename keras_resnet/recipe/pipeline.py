@@ -13,12 +13,15 @@ augmentation.
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
 
 from keras_resnet.validation import check_integer
 
+# Threads that decode the batches of streamed images (``data.ImageFiles``), each a batch.
+STREAM_WORKERS = min(8, os.cpu_count() or 1)
 # Keras's SeedGenerator state is [seed, counter]; the seed part stays below 2**31 so that
 # it fits every backend's seed dtype (int32 on torch, uint32 on jax and tensorflow).
 _SEED_LIMIT = 2**31 - 1
@@ -50,7 +53,7 @@ class EpochBatches(keras.utils.PyDataset):
     ``workers`` > 1 Keras reads batches in that many threads, in order. The epoch is set by
     ``EpochSeeds`` (a callback) before Keras reads the epoch's first batch; fit the model
     with ``shuffle=False``, since the order is the dataset's. The last batch may be short,
-    as with arrays.
+    as with arrays. ``shuffle=False`` keeps the images' order (validation batches).
 
     Example:
         >>> batches = EpochBatches(np.zeros((10, 4, 4, 3), "uint8"), np.arange(10), 4, seed=0)
@@ -61,7 +64,17 @@ class EpochBatches(keras.utils.PyDataset):
         [0, 1, 2]
     """
 
-    def __init__(self, images, labels, batch_size: int, seed: int, *, workers: int = 1, **kwargs):
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size: int,
+        seed: int,
+        *,
+        shuffle: bool = True,
+        workers: int = 1,
+        **kwargs,
+    ):
         check_integer(batch_size, "batch_size", minimum=1)
         check_integer(workers, "workers", minimum=1)
         if len(images) != len(labels):
@@ -71,13 +84,14 @@ class EpochBatches(keras.utils.PyDataset):
             )
         super().__init__(workers=workers, use_multiprocessing=False, **kwargs)
         self.images, self.labels = images, np.asarray(labels)
-        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), bool(shuffle)
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` (0-based) the epoch whose batches ``[i]`` returns."""
         self.epoch = int(epoch)
-        self._order = epoch_order(self.seed, self.epoch, len(self.labels))
+        n = len(self.labels)
+        self._order = epoch_order(self.seed, self.epoch, n) if self.shuffle else np.arange(n)
 
     @property
     def num_batches(self) -> int:
