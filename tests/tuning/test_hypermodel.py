@@ -510,3 +510,31 @@ def test_a_one_cycle_trial_follows_its_per_step_rate(one_cycle_search):
     assert [row["learning_rate"] for row in history] == pytest.approx(expected, rel=1e-5)
     best = TrainConfig.from_recipe("fast", **ONE_CYCLE, learning_rate=peak)
     assert tuning.best_config(one_cycle_search) == best
+
+
+# --------------------------------------------------------------------------- a rerun trial
+
+
+def test_a_trial_rerun_after_other_work_trains_as_its_first_attempt(split):
+    """What a killed search does with its unfinished trial: run it again from its start,
+    in a process whose history differs. The tuner seeds each execution before the build
+    (``tuners._TrialRecorder``); the batches and draws are those of (seed, epoch)."""
+    hypermodel = hypermodel_for(split, epochs=2)
+    hp = tuning.fixed_hyperparameters({"learning_rate": 0.05, "step_size": 1})
+    x_val, y_val = split.x_val[:32], split.y_val[:32]
+
+    def attempt(values):
+        keras.utils.set_random_seed(hypermodel.config.seed)  # as the tuner does
+        model = hypermodel.build(values)
+        history = hypermodel.fit(
+            values, model, split.x_train[:64], split.y_train[:64], validation_data=(x_val, y_val)
+        )
+        return history.history, model.get_weights()
+
+    first_history, first_weights = attempt(hp)
+    attempt(tuning.fixed_hyperparameters({"learning_rate": 0.2, "step_size": 1}))  # other work
+    np.random.random(5), keras.random.uniform((3,))
+    history, weights = attempt(hp)
+    assert history == first_history
+    for have, want in zip(weights, first_weights, strict=True):
+        np.testing.assert_array_equal(have, want)
