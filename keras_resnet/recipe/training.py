@@ -311,7 +311,8 @@ def _channel_statistics(x) -> tuple[np.ndarray, np.ndarray]:
         picks = np.unique(np.linspace(0, len(x) - 1, min(STATISTICS_SAMPLE, len(x))).astype(int))
         x = x[picks]
     pixels = x.reshape(-1, x.shape[-1]).astype("float64")
-    return pixels.mean(axis=0), pixels.std(axis=0)
+    # A channel that never varies (a generated folder's may not) is divided by 1, not 0.
+    return pixels.mean(axis=0), np.maximum(pixels.std(axis=0), 1.0)
 
 
 def _channels_first(x):

@@ -538,3 +538,45 @@ def test_a_trial_rerun_after_other_work_trains_as_its_first_attempt(split):
     assert history == first_history
     for have, want in zip(weights, first_weights, strict=True):
         np.testing.assert_array_equal(have, want)
+
+
+def test_a_trial_on_a_streamed_folder_reads_its_files_batch_by_batch(tmp_path):
+    from PIL import Image
+
+    from keras_resnet.recipe.data import ImageFiles
+
+    for split_name, count in (("train", 8), ("test", 2)):
+        for label, name in enumerate(("a", "b")):
+            for i in range(count):
+                path = tmp_path / "folder" / split_name / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (20 + i, 24), (200 * label, 40, 90)).save(path)
+    config = TrainConfig(
+        **{
+            **SMALL,
+            "synthetic": False,
+            "train_subset": None,
+            "test_subset": None,
+            "batch_size": 4,
+            "epochs": 1,
+        },
+        data_dir=str(tmp_path / "folder"),
+        image_size=16,
+        memory_budget_mb=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    streamed = training.prepare_split(config)
+    assert isinstance(streamed.x_train, ImageFiles) and streamed.image_size == 16
+    hypermodel = ResNetHyperModel(config, streamed)
+    hp = tuning.fixed_hyperparameters({"learning_rate": 0.05, "step_size": 1})
+    history = hypermodel.fit(
+        hp,
+        hypermodel.build(hp),
+        streamed.x_train,
+        streamed.y_train,
+        validation_data=(streamed.x_val, streamed.y_val),
+    )
+    assert len(history.history["val_accuracy"]) == 1
+    assert history.history["val_accuracy"][0] * 4 == pytest.approx(
+        round(history.history["val_accuracy"][0] * 4)
+    )  # 4 validation images (20% of 16), each right or wrong
