@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import colorsys
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
@@ -435,13 +436,26 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+# Threads that decode the images of a streamed batch (Pillow releases the GIL while it
+# decodes). Inside a batch, not across batches: Keras's threaded PyDataset reader
+# (``workers`` > 1) gave other batches than a single reader under JAX (Keras 3.15).
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+_POOL = []
+
+
+def _decoder_pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, "decode"))
+    return _POOL[0]
+
+
 class ImageFiles:
     """Image files decoded on demand: ``files[indices]`` -> uint8 ``(n, S, S, 3)`` (or
     ``(n, 3, S, S)`` with ``channels_first``), each image as ``_decode_image`` makes it.
 
     What a streamed image folder holds instead of arrays. ``take`` selects images without
     decoding them (as ``numpy.take`` does for arrays); ``recipe.pipeline.EpochBatches``
-    reads them batch by batch, in parallel threads.
+    reads them batch by batch, each batch's images decoded in ``DECODE_THREADS`` threads.
 
     Example:
         >>> files = ImageFiles(["a.png", "b.png"], image_size=64)
@@ -486,8 +500,9 @@ class ImageFiles:
     def __getitem__(self, indices) -> np.ndarray:
         if isinstance(indices, slice):
             indices = range(*indices.indices(len(self)))
+        paths = [self.paths[i] for i in np.asarray(indices).reshape(-1)]
         images = np.stack(
-            [_decode_image(self.paths[i], self.image_size) for i in np.asarray(indices).reshape(-1)]
+            list(_decoder_pool().map(_decode_image, paths, [self.image_size] * len(paths)))
         )
         return images.transpose(0, 3, 1, 2) if self.channels_first else images
 

@@ -13,15 +13,12 @@ augmentation.
 from __future__ import annotations
 
 import math
-import os
 
 import keras
 import numpy as np
 
 from keras_resnet.validation import check_integer
 
-# Threads that decode the batches of streamed images (``data.ImageFiles``), each a batch.
-STREAM_WORKERS = min(8, os.cpu_count() or 1)
 # Keras's SeedGenerator state is [seed, counter]; the seed part stays below 2**31 so that
 # it fits every backend's seed dtype (int32 on torch, uint32 on jax and tensorflow).
 _SEED_LIMIT = 2**31 - 1
@@ -49,8 +46,9 @@ class EpochBatches(keras.utils.PyDataset):
     function of ``(seed, e, i)``.
 
     ``images`` is a uint8 array or any object with ``len()`` whose ``[index]`` with an
-    integer array returns the images (``data.ImageFiles`` decodes them from disk); with
-    ``workers`` > 1 Keras reads batches in that many threads, in order. The epoch is set by
+    integer array returns the images (``data.ImageFiles`` decodes them from disk, in
+    parallel threads). Leave ``workers`` at 1: under JAX, Keras 3.15's threaded reader
+    (``workers`` > 1) trained on other batches than a single reader. The epoch is set by
     ``EpochSeeds`` (a callback) before Keras reads the epoch's first batch; fit the model
     with ``shuffle=False``, since the order is the dataset's. The last batch may be short,
     as with arrays. ``shuffle=False`` keeps the images' order (validation batches).

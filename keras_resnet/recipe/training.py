@@ -388,15 +388,12 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # history can leave best.keras from the epoch that is then rerun.)
     # Each epoch's batches and augmentation draws are those of (seed, epoch), so the
     # epochs a resumed run retrains are those of the uninterrupted run (pipeline).
-    # Streamed images are decoded in parallel threads, a batch each, in order.
-    workers = pipeline.STREAM_WORKERS if split.streamed else 1
-    batches = pipeline.EpochBatches(
-        x_train, y_train, config.batch_size, config.seed, workers=workers
-    )
+    # Streamed images (data.ImageFiles) are decoded batch by batch, in parallel threads.
+    batches = pipeline.EpochBatches(x_train, y_train, config.batch_size, config.seed)
     validation = (x_val, y_val)
     if split.streamed:
         validation = pipeline.EpochBatches(
-            x_val, y_val, config.batch_size, config.seed, shuffle=False, workers=workers
+            x_val, y_val, config.batch_size, config.seed, shuffle=False
         )
     callbacks = [
         pipeline.EpochSeeds(config.seed, batches),

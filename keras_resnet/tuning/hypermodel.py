@@ -23,7 +23,7 @@ from keras_resnet.models.specs import MODEL_SPECS
 from keras_resnet.recipe.callbacks import learning_rate_callback
 from keras_resnet.recipe.config import TrainConfig
 from keras_resnet.recipe.data import ImageFiles
-from keras_resnet.recipe.pipeline import STREAM_WORKERS, EpochBatches, EpochSeeds
+from keras_resnet.recipe.pipeline import EpochBatches, EpochSeeds
 from keras_resnet.recipe.run_folder import MONITOR
 from keras_resnet.recipe.training import Split, build_training_model, compile_model
 
@@ -272,14 +272,13 @@ class ResNetHyperModel(kt.HyperModel):
         batch_size = kwargs.pop("batch_size", None) or config.batch_size
         batches = None
         if len(args) >= 2 and isinstance(args[0], (np.ndarray, ImageFiles)):
-            streamed = isinstance(args[0], ImageFiles)
-            workers = STREAM_WORKERS if streamed else 1
-            batches = EpochBatches(args[0], args[1], batch_size, config.seed, workers=workers)
+            batches = EpochBatches(args[0], args[1], batch_size, config.seed)
             args = (batches, *args[2:])
             validation = kwargs.get("validation_data")
-            if streamed and validation is not None:  # a streamed split streams both parts
+            if isinstance(args[0].images, ImageFiles) and validation is not None:
+                # A streamed split streams both parts.
                 kwargs["validation_data"] = EpochBatches(
-                    *validation, batch_size, config.seed, shuffle=False, workers=workers
+                    *validation, batch_size, config.seed, shuffle=False
                 )
             else:
                 kwargs.setdefault("validation_batch_size", batch_size)
