@@ -1,7 +1,8 @@
 """Training-only augmentation and input normalization, as layers inside the model.
 
 The CIFAR recipe of the ResNet paper pads each image by 4 pixels, crops a random 32x32
-window from it, flips it horizontally at random, and normalizes each channel. Keeping all
+window from it, flips it horizontally at random, and normalizes each channel. Large
+images (from ``RESIZED_CROP_MIN_SIZE``) get ImageNet's random resized crop instead. Keeping all
 of that inside the model means a saved ``.keras`` file takes raw 0-255 images and needs
 no separate preprocessing code at inference.
 
@@ -17,7 +18,18 @@ import numpy as np
 from keras import ops
 
 from keras_resnet.models.layers import channel_axis
-from keras_resnet.validation import check_integer
+from keras_resnet.validation import check_integer, check_number
+
+# Images at least this large get the ImageNet augmentation, a random resized crop; smaller
+# ones CIFAR's pad-and-crop with an eighth of the side as padding (4 at 32). It is the size
+# from which the models take the ImageNet stem (models.builders.IMAGENET_STEM_MIN_SIZE,
+# not imported here: this module is imported while Keras is, before the models are).
+RESIZED_CROP_MIN_SIZE = 128
+# The crop's share of the image area and its aspect ratio. torchvision's defaults are
+# (0.08, 1.0) for ImageNet; a from-scratch run on a small folder loses less of each image
+# with 0.25 as the smallest share.
+RESIZED_CROP_SCALE = (0.25, 1.0)
+RESIZED_CROP_RATIO = (3 / 4, 4 / 3)
 
 # Per-channel (R, G, B) statistics of the CIFAR-10 training images on the 0-255 scale:
 # the widely used values (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616) times 255.
@@ -116,6 +128,97 @@ class RandomPadCrop(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_resnet")
+class RandomResizedCrop(keras.layers.Layer):
+    """Crop a random box of each image and scale it back to the image's size (training only).
+
+    In training each image of the batch gets its own box: a share of the image area drawn
+    uniformly from ``scale``, an aspect ratio (width / height) drawn log-uniformly from
+    ``ratio``, clipped to the image, at a uniform position; the box is resampled to the
+    input's height and width (bilinear). At inference (``training`` false or not given)
+    the layer is the identity. Keras 3.15 has no such layer (``RandomCrop`` crops the whole
+    batch at one place, ``RandomZoom`` keeps the centre); this one is one
+    ``keras.ops.image.affine_transform`` per batch, on every backend.
+
+    Args:
+        scale: (low, high) share of the image area, in (0, 1].
+        ratio: (low, high) aspect ratio, positive.
+        seed: int or None, seeds the layer's ``keras.random.SeedGenerator``.
+        data_format: ``"channels_last"`` or ``"channels_first"``; defaults to
+            ``keras.config.image_data_format()``.
+
+    Example:
+        >>> layer = RandomResizedCrop(seed=0)
+        >>> images = keras.random.uniform((4, 128, 128, 3), maxval=255.0)
+        >>> tuple(layer(images, training=True).shape)
+        (4, 128, 128, 3)
+    """
+
+    def __init__(
+        self,
+        scale=RESIZED_CROP_SCALE,
+        ratio=RESIZED_CROP_RATIO,
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        scale, ratio = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
+        for name, (low, high), top in (("scale", scale, 1.0), ("ratio", ratio, None)):
+            check_number(low, f"{name}[0]", low=0.0, high=top, low_open=True)
+            check_number(high, f"{name}[1]", low=low, high=top)
+        data_format = data_format or keras.config.image_data_format()
+        channel_axis(data_format)
+        super().__init__(**kwargs)
+        self.scale, self.ratio, self.seed = scale, ratio, seed
+        self.data_format = data_format
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        shape = ops.shape(inputs)
+        batch = shape[0]
+        if self.data_format == "channels_first":
+            height, width = shape[2], shape[3]
+        else:
+            height, width = shape[1], shape[2]
+        height, width = ops.cast(height, "float32"), ops.cast(width, "float32")
+        draws = keras.random.uniform((batch, 4), seed=self.seed_generator)
+        area = self.scale[0] + (self.scale[1] - self.scale[0]) * draws[:, 0]
+        log_low, log_high = np.log(self.ratio[0]), np.log(self.ratio[1])
+        aspect = ops.exp(log_low + (log_high - log_low) * draws[:, 1])
+        box_w = ops.minimum(ops.sqrt(area * aspect), 1.0) * width
+        box_h = ops.minimum(ops.sqrt(area / aspect), 1.0) * height
+        left = (width - box_w) * draws[:, 2]
+        top = (height - box_h) * draws[:, 3]
+        # Output pixel (x, y) reads input (left + x * box_w / width, top + y * box_h / height).
+        zeros = ops.zeros_like(left)
+        transform = ops.stack(
+            [box_w / width, zeros, left, zeros, box_h / height, top, zeros, zeros], axis=1
+        )
+        outputs = ops.image.affine_transform(
+            ops.cast(inputs, "float32"),
+            transform,
+            interpolation="bilinear",
+            fill_mode="nearest",
+            data_format=self.data_format,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            scale=list(self.scale),
+            ratio=list(self.ratio),
+            seed=self.seed,
+            data_format=self.data_format,
+        )
+        return config
+
+
 def _index_grid(sizes, strides):
     """``sum_k arange(sizes[k]) * strides[k]``, broadcast to shape ``sizes``.
 
@@ -136,15 +239,17 @@ def preprocessing(
     mean=CIFAR10_MEAN,
     std=CIFAR10_STD,
     *,
-    padding=4,
+    padding=None,
     seed=None,
     data_format=None,
 ):
-    """Apply the CIFAR training augmentation and per-channel normalization to raw images.
+    """Apply the training augmentation for the image size and per-channel normalization.
 
     Builds ``RandomPadCrop`` ("random_pad_crop") -> ``keras.layers.RandomFlip("horizontal")``
     ("random_flip") -> ``keras.layers.Normalization`` ("normalization") on a symbolic
-    Keras tensor. The two augmentations act only in training (Keras passes the
+    Keras tensor; images of at least ``RESIZED_CROP_MIN_SIZE`` on both sides get
+    ``RandomResizedCrop`` ("random_resized_crop") instead of the pad-and-crop, as ImageNet
+    training does. The augmentations act only in training (Keras passes the
     ``training`` flag), so at inference the result is ``(inputs - mean) / std`` per
     channel, and a model built on it takes raw 0-255 images.
 
@@ -160,7 +265,7 @@ def preprocessing(
         mean: per-channel means on the 0-255 scale (default ``CIFAR10_MEAN``).
         std: per-channel standard deviations on the 0-255 scale (default ``CIFAR10_STD``).
         padding: pixels of zero padding on each side before the random crop; 0 disables
-            the crop.
+            the crop. Default: an eighth of the smaller side (4 at 32x32).
         seed: int or None. The crop uses ``seed`` and the flip ``seed + 1``, so the two
             draw independent random streams.
         data_format: ``"channels_last"`` or ``"channels_first"``; defaults to
@@ -186,8 +291,15 @@ def preprocessing(
     if np.any(std <= 0):
         raise ValueError(f"`std` must be positive. Received: std={std.tolist()}")
     flip_seed = None if seed is None else seed + 1
+    axes = (2, 3) if data_format == "channels_first" else (1, 2)
+    side = min(inputs.shape[axis] or 0 for axis in axes)
 
-    x = RandomPadCrop(padding, seed=seed, data_format=data_format, name="random_pad_crop")(inputs)
+    if side >= RESIZED_CROP_MIN_SIZE and padding is None:
+        crop = RandomResizedCrop(seed=seed, data_format=data_format, name="random_resized_crop")
+    else:
+        padding = side // 8 if padding is None else padding
+        crop = RandomPadCrop(padding, seed=seed, data_format=data_format, name="random_pad_crop")
+    x = crop(inputs)
     x = keras.layers.RandomFlip(
         "horizontal", seed=flip_seed, data_format=data_format, name="random_flip"
     )(x)

@@ -48,10 +48,23 @@ QUICK = {
 }
 # Fields that change only how a run executes or reports, not what it computes; they are
 # left out of the run's fingerprint, so changing them resumes the same run.
-EXECUTION_FIELDS = ("output_dir", "run_name", "cache_dir", "verbose", "jit_compile")
+EXECUTION_FIELDS = (
+    "output_dir",
+    "run_name",
+    "cache_dir",
+    "verbose",
+    "jit_compile",
+    "memory_budget_mb",  # arrays or streamed files: the same images, the same batches
+)
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
-LATER_FIELDS = {"schedule": "step", "nesterov": False, "label_smoothing": 0.0, "flip_test": False}
+LATER_FIELDS = {
+    "schedule": "step",
+    "nesterov": False,
+    "label_smoothing": 0.0,
+    "flip_test": False,
+    "image_size": None,
+}
 
 
 # The argument groups of the generated command-line flags, in ``--help`` order.
@@ -160,6 +173,20 @@ class TrainConfig:
         group="data",
         default_text="tfds cifar10",
     )
+    # None: data.default_image_size, which says why (32 for 32x32 images, else 128).
+    image_size: int | None = _field(
+        None,
+        "the side images are scaled and centre-cropped to; the model's stem and "
+        "augmentation follow it (docs/own_data.md)",
+        group="data",
+        default_text="32 for a folder of 32x32 images, else 128",
+    )
+    # 2048 MiB: CIFAR-10 (176 MiB) and folders of some 40,000 images at 128x128 fit.
+    memory_budget_mb: int = _field(
+        2048,
+        "MiB the decoded images may take; a larger image folder streams from disk",
+        group="data",
+    )
     synthetic: bool = _field(False, "use small generated data instead (smoke tests)", group="data")
     train_subset: int | None = _field(
         None, "use this many training images (class-balanced)", group="data", default_text="all"
@@ -216,6 +243,9 @@ class TrainConfig:
         for name in ("patience", "train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 check_integer(getattr(self, name), name, minimum=1)
+        if self.image_size is not None:
+            check_integer(self.image_size, "image_size", minimum=8)
+        check_integer(self.memory_budget_mb, "memory_budget_mb", minimum=0)
         check_number(self.learning_rate, "learning_rate", low=0.0, low_open=True)
         check_number(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
         check_number(self.weight_decay, "weight_decay", low=0.0)

@@ -1,9 +1,13 @@
-"""CIFAR-10 sources -> arrays: TFDS, an image folder (cached), or synthetic data.
+"""Image sources -> arrays: CIFAR-10 from TFDS, an image folder (cached or streamed), or
+synthetic data.
 
-Every source returns the same ``CifarData``: uint8 images ``(N, 32, 32, 3)`` in
-channels-last order, int64 labels ``(N,)``, the class names and a short description
-of where the data came from. Nothing here imports Keras or TensorFlow at module
-level; ``load_tfds`` imports ``tensorflow_datasets`` only when called.
+Every source returns the same ``CifarData``: uint8 images ``(N, S, S, 3)`` in
+channels-last order (S is 32 for CIFAR-10; an image folder's images are resized to its
+``image_size``), int64 labels ``(N,)``, the class names and a short description of where
+the data came from. An image folder whose decoded arrays would not fit the memory budget
+is not decoded up front: its images are ``ImageFiles``, decoded batch by batch while
+training. Nothing here imports Keras or TensorFlow at module level; ``load_tfds`` imports
+``tensorflow_datasets`` only when called.
 
 Example:
     >>> data = load_cifar10(synthetic=True)
@@ -14,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import colorsys
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
@@ -49,6 +54,16 @@ TFDS_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
 NETWORK_PROBE_TIMEOUT_S = 3.0
 # Bump when the cache layout changes, so old cache files are not read.
 CACHE_FORMAT_VERSION = 1
+# The side images are resized to when ``image_size`` is not given: 32 (no resizing) for a
+# folder of 32x32 images, else 128. At 128 the models' ImageNet stem (models.resolve_stem)
+# divides the side by 4, so a ResNet costs about what it costs on 32x32 images with the
+# CIFAR stem, while the images keep 16 times the pixels; larger sides cost quadratically.
+CIFAR_IMAGE_SIZE = 32
+DEFAULT_LARGE_IMAGE_SIZE = 128
+# How many images (spread over the training split) decide the default size.
+SIZE_SAMPLE = 256
+# Decoded arrays (train + test) larger than this many MiB are streamed from disk instead.
+DEFAULT_MEMORY_BUDGET_MB = 2048
 
 _ALTERNATIVES = (
     "Use an image folder instead: --data-dir DIR (Python: load_cifar10(data_dir=DIR)) with "
@@ -74,9 +89,10 @@ class CifarData:
     """CIFAR-style arrays from any source, validated on construction.
 
     Attributes:
-        x_train: uint8 images, shape ``(N, 32, 32, 3)``, channels-last.
+        x_train: uint8 images, shape ``(N, S, S, 3)``, channels-last; or ``ImageFiles``
+            (decoded on demand) for a streamed image folder.
         y_train: int64 labels in ``[0, len(class_names))``, shape ``(N,)``.
-        x_test: uint8 images, shape ``(M, 32, 32, 3)``.
+        x_test: uint8 images, shape ``(M, S, S, 3)``, or ``ImageFiles``.
         y_test: int64 labels, shape ``(M,)``.
         class_names: the name of each label index.
         source: a short description, e.g. ``"tfds:cifar10"``, ``"folder:/abs/path"``.
@@ -100,7 +116,9 @@ class CifarData:
         for split in SPLITS:
             x = getattr(self, f"x_{split}")
             y = getattr(self, f"y_{split}")
-            if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4):
+            if isinstance(x, ImageFiles):
+                pass
+            elif not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4):
                 raise ValueError(
                     f"x_{split} must be a uint8 array of shape (N, H, W, 3). Received: "
                     f"x_{split} with type={type(x).__name__}, "
@@ -149,22 +167,36 @@ def load_cifar10(
     synthetic: bool = False,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    image_size: int | None = None,
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
 ) -> CifarData:
-    """Load CIFAR-10 from the source the arguments select.
+    """Load CIFAR-10 (or an image folder) from the source the arguments select.
 
     ``synthetic=True`` -> ``make_synthetic()``; else ``data_dir`` -> ``load_image_folder``;
-    else ``load_tfds()`` (TFDS's default data dir, or ``$TFDS_DATA_DIR``).
+    else ``load_tfds()`` (TFDS's default data dir, or ``$TFDS_DATA_DIR``). An
+    ``image_size`` other than the source's resizes its images (``resize_images``).
 
     Example:
         >>> data = load_cifar10(data_dir="../shared/datasets/cifar10-jpeg")  # doctest: +SKIP
         >>> data.x_train.shape  # doctest: +SKIP
         (50000, 32, 32, 3)
     """
-    if synthetic:
-        return make_synthetic()
-    if data_dir is not None:
-        return load_image_folder(data_dir, cache_dir=cache_dir, progress=progress)
-    return load_tfds()
+    if data_dir is not None and not synthetic:
+        return load_image_folder(
+            data_dir,
+            cache_dir=cache_dir,
+            progress=progress,
+            image_size=image_size,
+            memory_budget_mb=memory_budget_mb,
+        )
+    dataset = make_synthetic() if synthetic else load_tfds()
+    if image_size is None or image_size == dataset.x_train.shape[1]:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        x_train=resize_images(dataset.x_train, image_size),
+        x_test=resize_images(dataset.x_test, image_size),
+    )
 
 
 # --------------------------------------------------------------------------- tfds
@@ -320,7 +352,7 @@ def _list_image_folder(root: Path, root_arg) -> _FolderListing:
     if not root.exists():
         raise DataSourceError(
             f"Image folder not found: {root}. Expected {root}/train/<class>/* and "
-            f"{root}/test/<class>/* (PNG or JPEG, 32x32 RGB); or use --synthetic for a "
+            f"{root}/test/<class>/* (PNG, JPEG, WebP or BMP, any size); or use --synthetic for a "
             f"smoke test. Received: root={root_arg!r}"
         )
     if not root.is_dir():
@@ -356,29 +388,160 @@ def _list_image_folder(root: Path, root_arg) -> _FolderListing:
     return _FolderListing(class_names, files, fingerprint)
 
 
-def _decode_image(path: str) -> np.ndarray:
-    """One image file -> uint8 ``(32, 32, 3)``; grayscale, palette and RGBA become RGB."""
+def _decode_image(path: str, size: int = CIFAR_IMAGE_SIZE) -> np.ndarray:
+    """One image file -> uint8 ``(size, size, 3)``.
+
+    Grayscale, palette and RGBA images become RGB (the alpha channel is dropped); an image
+    of another size is scaled, its shorter side to ``size`` (bilinear, antialiased), and
+    cropped to the centre square, so nothing is stretched.
+    """
     pil_image = extras.require("PIL", "Reading an image folder").Image
 
     try:
         with pil_image.open(path) as img:
-            if img.size != IMAGE_SHAPE[1::-1]:
-                raise DataSourceError(
-                    f"Image {path} is {img.size[0]}x{img.size[1]} pixels; every image must "
-                    f"be {IMAGE_SHAPE[1]}x{IMAGE_SHAPE[0]}. Resize the images or delete "
-                    f"this file."
-                )
             if img.mode != "RGB":
                 img = img.convert("RGB")
+            if img.size != (size, size):
+                img = _resize_centre_crop(img, size, pil_image)
             array = np.asarray(img, dtype=np.uint8)
-    except DataSourceError:
-        raise
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
         raise DataSourceError(
             f"Cannot decode image file {path}: {type(err).__name__}: {err}. "
             f"Replace or delete the file."
         ) from err
     return array
+
+
+def _resize_centre_crop(img, size: int, pil_image):
+    width, height = img.size
+    scale = size / min(width, height)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    img = img.resize(new, pil_image.Resampling.BILINEAR)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 images ``(N, H, W, 3)`` -> ``(N, size, size, 3)``, as an image folder's are.
+
+    Example:
+        >>> resize_images(np.zeros((2, 32, 32, 3), np.uint8), 16).shape
+        (2, 16, 16, 3)
+    """
+    check_integer(size, "image_size", minimum=8)
+    pil_image = extras.require("PIL", "Resizing images").Image
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        out[i] = np.asarray(_resize_centre_crop(pil_image.fromarray(image), size, pil_image))
+    return out
+
+
+# Threads that decode the images of a streamed batch (Pillow releases the GIL while it
+# decodes). Inside a batch, not across batches: Keras's threaded PyDataset reader
+# (``workers`` > 1) gave other batches than a single reader under JAX (Keras 3.15).
+DECODE_THREADS = min(8, os.cpu_count() or 1)
+_POOL = []
+
+
+def _decoder_pool() -> concurrent.futures.ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, "decode"))
+    return _POOL[0]
+
+
+class ImageFiles:
+    """Image files decoded on demand: ``files[indices]`` -> uint8 ``(n, S, S, 3)`` (or
+    ``(n, 3, S, S)`` with ``channels_first``), each image as ``_decode_image`` makes it.
+
+    What a streamed image folder holds instead of arrays. ``take`` selects images without
+    decoding them (as ``numpy.take`` does for arrays); ``recipe.pipeline.EpochBatches``
+    reads them batch by batch, each batch's images decoded in ``DECODE_THREADS`` threads.
+
+    Example:
+        >>> files = ImageFiles(["a.png", "b.png"], image_size=64)
+        >>> files.shape, files.take([1]).paths
+        ((2, 64, 64, 3), ('b.png',))
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __init__(self, paths, image_size: int, channels_first: bool = False):
+        check_integer(image_size, "image_size", minimum=8)
+        self.paths = tuple(str(p) for p in paths)
+        self.image_size, self.channels_first = int(image_size), bool(channels_first)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        side = self.image_size
+        return (len(self), 3, side, side) if self.channels_first else (len(self), side, side, 3)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape))
+
+    def take(self, indices, axis: int = 0) -> ImageFiles:
+        """The images at ``indices``, still on disk."""
+        if axis != 0:
+            raise ValueError(f"ImageFiles are taken along axis 0. Received: axis={axis}")
+        return ImageFiles(
+            [self.paths[i] for i in np.asarray(indices, dtype=np.int64).reshape(-1)],
+            self.image_size,
+            self.channels_first,
+        )
+
+    def with_channels_first(self) -> ImageFiles:
+        """The same files, decoded as ``(3, S, S)``."""
+        return ImageFiles(self.paths, self.image_size, channels_first=True)
+
+    def __getitem__(self, indices) -> np.ndarray:
+        if isinstance(indices, slice):
+            indices = range(*indices.indices(len(self)))
+        paths = [self.paths[i] for i in np.asarray(indices).reshape(-1)]
+        images = np.stack(
+            list(_decoder_pool().map(_decode_image, paths, [self.image_size] * len(paths)))
+        )
+        return images.transpose(0, 3, 1, 2) if self.channels_first else images
+
+    def __repr__(self) -> str:
+        return f"ImageFiles({len(self)} files, {self.image_size}x{self.image_size})"
+
+
+def take(images, indices):
+    """``images[indices]`` for arrays; ``images.take(indices)`` (nothing decoded) for files.
+
+    Example:
+        >>> take(np.arange(5), [4, 0]).tolist()
+        [4, 0]
+    """
+    if isinstance(images, ImageFiles):
+        return images.take(indices)
+    return images[np.asarray(indices, dtype=np.int64)]
+
+
+def default_image_size(paths, sample: int = SIZE_SAMPLE) -> int:
+    """32 when every sampled image (``sample`` spread over ``paths``) is 32x32, else 128.
+
+    Example:
+        >>> default_image_size([])
+        32
+    """
+    pil_image = extras.require("PIL", "Reading an image folder").Image
+    if not paths:
+        return CIFAR_IMAGE_SIZE
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(sample, len(paths))).astype(int))
+    for i in picks:
+        try:
+            with pil_image.open(paths[i]) as img:
+                size = img.size
+        except Exception:  # an undecodable file is reported when it is decoded
+            continue
+        if size != (CIFAR_IMAGE_SIZE, CIFAR_IMAGE_SIZE):
+            return DEFAULT_LARGE_IMAGE_SIZE
+    return CIFAR_IMAGE_SIZE
 
 
 class _Progress:
@@ -414,26 +577,32 @@ class _Progress:
 
 
 def _decode_split(
-    items: list[tuple[str, int]], label: str, progress: bool
+    items: list[tuple[str, int]], label: str, progress: bool, size: int = CIFAR_IMAGE_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     # Serial on purpose: for 32x32 images Python overhead dominates, and on this 2-core
     # machine threads (GIL) and processes (startup, copies) both measured slower.
-    x = np.empty((len(items), *IMAGE_SHAPE), dtype=np.uint8)
+    x = np.empty((len(items), size, size, 3), dtype=np.uint8)
     y = np.fromiter((lab for _, lab in items), dtype=np.int64, count=len(items))
     bar = _Progress(label, len(items), progress)
     for i, (path, _) in enumerate(items):
-        x[i] = _decode_image(path)
+        x[i] = _decode_image(path, size)
         if i % 256 == 255 or i == len(items) - 1:
             bar.update(i + 1)
     return x, y
 
 
-def _cache_path(cache_dir: Path, root: Path, fingerprint: str) -> Path:
+def _cache_path(cache_dir: Path, root: Path, fingerprint: str, size: int) -> Path:
+    # The size is part of the root's key (32 keeps the earlier name): caches of two sizes
+    # live side by side; a changed folder replaces its caches of the same size.
     root_key = hashlib.sha256(os.fsencode(root)).hexdigest()[:8]
+    if size != CIFAR_IMAGE_SIZE:
+        root_key += f"-{size}px"
     return cache_dir / f"imagefolder-{root.name or 'root'}-{root_key}-{fingerprint[:16]}.npz"
 
 
-def _read_cache(path: Path, fingerprint: str) -> dict[str, np.ndarray] | None:
+def _read_cache(
+    path: Path, fingerprint: str, size: int = CIFAR_IMAGE_SIZE
+) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None when absent; an unreadable or stale file is a warning."""
     if not path.is_file():
         return None
@@ -444,7 +613,7 @@ def _read_cache(path: Path, fingerprint: str) -> dict[str, np.ndarray] | None:
             raise ValueError("fingerprint mismatch")
         for split in SPLITS:
             x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-            if x.dtype != np.uint8 or x.shape[1:] != IMAGE_SHAPE or y.shape != (len(x),):
+            if x.dtype != np.uint8 or x.shape[1:] != (size, size, 3) or y.shape != (len(x),):
                 raise ValueError(f"unexpected arrays for {split}")
         return arrays
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
@@ -476,34 +645,62 @@ def load_image_folder(
     root: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    image_size: int | None = None,
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
 ) -> CifarData:
-    """CIFAR-style data from ``root/train/<class>/*`` and ``root/test/<class>/*`` images.
+    """Data from ``root/train/<class>/*`` and ``root/test/<class>/*`` images.
 
-    Images are PNG or JPEG (anything Pillow reads), 32x32; grayscale, palette and RGBA
-    images are converted to RGB. Class names are the sorted folder names under ``train``;
-    ``test`` must have the same. The decoded arrays are cached as an ``.npz`` under
-    ``cache_dir`` (default ``default_cache_dir()``), keyed by the relative paths, sizes
-    and modification times of all files, so a changed folder is decoded again.
+    Images are PNG, JPEG, WebP or BMP (anything Pillow reads), of any sizes and modes:
+    grayscale, palette and RGBA images become RGB, and every image is scaled and
+    centre-cropped to ``image_size`` square (default ``default_image_size``: 32 for a
+    folder of 32x32 images, else 128). Class names are the sorted folder names under
+    ``train``; ``test`` must have the same, and there may be any number of them.
+
+    When the decoded arrays of both splits fit in ``memory_budget_mb`` MiB they are
+    decoded once and cached as an ``.npz`` under ``cache_dir`` (default
+    ``default_cache_dir()``), keyed by the size and the relative paths, sizes and
+    modification times of all files, so a changed folder is decoded again. Otherwise the
+    images are ``ImageFiles``, decoded batch by batch while training (streaming).
 
     Example:
         >>> data = load_image_folder("../shared/datasets/cifar10-jpeg")  # doctest: +SKIP
         >>> data.class_names[:2], data.x_test.shape  # doctest: +SKIP
         (('airplane', 'automobile'), (10000, 32, 32, 3))
     """
+    check_integer(memory_budget_mb, "memory_budget_mb", minimum=0)
+    if image_size is not None:
+        check_integer(image_size, "image_size", minimum=8)
     root_arg = root
     root = Path(root).expanduser().resolve()
     listing = _list_image_folder(root, root_arg)
+    size = image_size or default_image_size([p for p, _ in listing.files["train"]])
+    decoded_mib = sum(len(listing.files[s]) for s in SPLITS) * size * size * 3 / 2**20
+    if decoded_mib > memory_budget_mb:
+        if progress:
+            print(
+                f"Streaming the images of {root} from disk: decoded at {size}x{size} they "
+                f"would take {decoded_mib:.0f} MiB, over the memory budget of "
+                f"{memory_budget_mb} MiB (--memory-budget-mb)",
+                file=sys.stderr,
+            )
+        split_data = {}
+        for split in SPLITS:
+            items = listing.files[split]
+            split_data[f"x_{split}"] = ImageFiles([p for p, _ in items], size)
+            split_data[f"y_{split}"] = np.array([lab for _, lab in items], dtype=np.int64)
+        return CifarData(**split_data, class_names=listing.class_names, source=f"folder:{root}")
+
     source = f"folder:{root}"
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
-    cache_file = _cache_path(cache_dir, root, listing.fingerprint)
+    cache_file = _cache_path(cache_dir, root, listing.fingerprint, size)
 
-    arrays = _read_cache(cache_file, listing.fingerprint)
+    arrays = _read_cache(cache_file, listing.fingerprint, size)
     if arrays is None or tuple(arrays["class_names"].tolist()) != listing.class_names:
         arrays = {"fingerprint": np.array(listing.fingerprint)}
         arrays["class_names"] = np.array(listing.class_names)
         for split in SPLITS:
             label = f"Decoding {split} images in {root}"
-            x, y = _decode_split(listing.files[split], label, progress)
+            x, y = _decode_split(listing.files[split], label, progress, size)
             arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
         _write_cache(cache_file, arrays)
     return CifarData(
@@ -583,7 +780,7 @@ def shuffle_once(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, n
             f"x and y must have the same length. Received: len(x)={len(x)}, len(y)={len(y)}"
         )
     order = np.random.default_rng(seed).permutation(len(x))
-    return x[order], y[order]
+    return take(x, order), y[order]
 
 
 def _balanced_indices(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -621,7 +818,7 @@ def subset(
                 f"Received: {name}={n}"
             )
         index = _balanced_indices(y, n, rng)
-        picked[split] = (x[index], y[index])
+        picked[split] = (take(x, index), y[index])
     return CifarData(
         *picked["train"],
         *picked["test"],

@@ -25,21 +25,26 @@ def evaluate_test_set(
         0.93
     """
     batch_size = -(-batch_size // replicas) * replicas
-    padding = np.zeros((-len(x_test) % replicas, *x_test.shape[1:]), x_test.dtype)
 
     def predict(images):
+        padding = np.zeros((-len(images) % replicas, *images.shape[1:]), images.dtype)
         return model.predict(
             np.concatenate([images, padding]) if len(padding) else images,
             batch_size=batch_size,
             verbose=0,
         )[: len(images)].astype("float64")
 
-    probabilities = predict(x_test)
+    width_axis = 3 if channel_axis() == 1 else 2
+    views = [[], []]  # as given, mirrored
+    for images in _decoded_chunks(x_test, 8 * batch_size):
+        views[0].append(predict(images))
+        if flip:
+            views[1].append(predict(np.flip(images, axis=width_axis)))
+    probabilities = np.concatenate(views[0])
     single_view = {}
     if flip:
         single_view["single_view_test_accuracy"] = _accuracy(probabilities, y_test)
-        width_axis = 3 if channel_axis() == 1 else 2
-        probabilities = (probabilities + predict(np.flip(x_test, axis=width_axis))) / 2
+        probabilities = (probabilities + np.concatenate(views[1])) / 2
     predicted = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(y_test)), y_test]
     num_classes = probabilities.shape[1]
@@ -51,6 +56,15 @@ def evaluate_test_set(
         "confusion_matrix": confusion.tolist(),
         **single_view,
     }
+
+
+def _decoded_chunks(x_test, size: int):
+    """An array whole; images decoded on demand (``data.ImageFiles``) in chunks."""
+    if isinstance(x_test, np.ndarray):
+        yield x_test
+        return
+    for start in range(0, len(x_test), size):
+        yield x_test[np.arange(start, min(start + size, len(x_test)))]
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

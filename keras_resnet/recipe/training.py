@@ -22,7 +22,7 @@ from keras_resnet import atomic, extras
 from keras_resnet._compat import AtomicBackupAndRestore
 from keras_resnet.models.builders import get_model
 from keras_resnet.models.layers import channel_axis
-from keras_resnet.recipe import augment, data
+from keras_resnet.recipe import augment, data, pipeline
 from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
@@ -216,7 +216,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 class Split:
     """A run's arrays: the training part, the held-out validation part, the test set.
 
-    Images are uint8 in the current image data format; ``mean`` and ``std`` are the
+    Images are uint8 arrays in the current image data format, or ``data.ImageFiles``
+    that decode to them (a streamed image folder); ``mean`` and ``std`` are the
     per-channel statistics of the training part, which the model normalizes with.
     """
 
@@ -234,6 +235,16 @@ class Split:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def image_size(self) -> int:
+        """The images' side (square images: axis 2 is a side in either layout)."""
+        return self.x_train.shape[2]
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are files decoded while training (``data.ImageFiles``)."""
+        return isinstance(self.x_train, data.ImageFiles)
 
 
 def prepare_split(config: TrainConfig, replicas: int = 1) -> Split:
@@ -253,22 +264,28 @@ def prepare_split(config: TrainConfig, replicas: int = 1) -> Split:
         synthetic=config.synthetic,
         cache_dir=config.cache_dir,
         progress=config.verbose > 0,
+        image_size=config.image_size,
+        memory_budget_mb=config.memory_budget_mb,
     )
     if config.train_subset or config.test_subset:
         dataset = data.subset(dataset, config.train_subset, config.test_subset, seed=config.seed)
     x_train, y_train = data.shuffle_once(dataset.x_train, dataset.y_train, config.seed)
     x_test, y_test = dataset.x_test, dataset.y_test
     num_fit = int(len(x_train) * (1 - config.validation_fraction))
+    held_out = np.arange(num_fit, len(y_train))
     x_val, y_val = _multiple_of(
-        replicas, x_train[num_fit:], y_train[num_fit:], "validation", config.verbose
+        replicas, data.take(x_train, held_out), y_train[num_fit:], "validation", config.verbose
     )
     x_train, y_train = _multiple_of(
-        replicas, x_train[:num_fit], y_train[:num_fit], "training", config.verbose
+        replicas,
+        data.take(x_train, np.arange(num_fit)),
+        y_train[:num_fit],
+        "training",
+        config.verbose,
     )
-    pixels = x_train.reshape(-1, x_train.shape[-1]).astype("float64")
-    mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+    mean, std = _channel_statistics(x_train)
     if channel_axis() == 1:
-        x_train, x_val, x_test = (x.transpose(0, 3, 1, 2) for x in (x_train, x_val, x_test))
+        x_train, x_val, x_test = (_channels_first(x) for x in (x_train, x_val, x_test))
     return Split(
         x_train,
         y_train,
@@ -281,6 +298,27 @@ def prepare_split(config: TrainConfig, replicas: int = 1) -> Split:
         tuple(dataset.class_names),
         dataset.source,
     )
+
+
+# Streamed images: the normalization statistics come from this many training images
+# (spread over the shuffled part), decoded once.
+STATISTICS_SAMPLE = 2048
+
+
+def _channel_statistics(x) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation on the 0-255 scale (channels-last ``x``)."""
+    if isinstance(x, data.ImageFiles):
+        picks = np.unique(np.linspace(0, len(x) - 1, min(STATISTICS_SAMPLE, len(x))).astype(int))
+        x = x[picks]
+    pixels = x.reshape(-1, x.shape[-1]).astype("float64")
+    # A channel that never varies (a generated folder's may not) is divided by 1, not 0.
+    return pixels.mean(axis=0), np.maximum(pixels.std(axis=0), 1.0)
+
+
+def _channels_first(x):
+    if isinstance(x, data.ImageFiles):
+        return x.with_channels_first()
+    return x.transpose(0, 3, 1, 2)
 
 
 @contextlib.contextmanager
@@ -308,7 +346,7 @@ def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose
             f"Leaving out {len(x) - keep} of {len(x)} {part} images so that every batch "
             f"splits evenly over {replicas} replicas"
         )
-    return x[:keep], y[:keep]
+    return data.take(x, np.arange(keep)), y[:keep]
 
 
 def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult:
@@ -328,12 +366,14 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
                 "validation_images": len(x_val),
                 "replicas": replicas,
                 "test_images": len(x_test),
+                "image_size": split.image_size,
+                "streamed": split.streamed,
                 "normalization": {"mean": mean.tolist(), "std": std.tolist()},
                 **environment(split.source),
             },
         )
 
-    model = build_training_model(config, mean, std, split.num_classes)
+    model = build_training_model(config, mean, std, split.num_classes, split.image_size)
     compile_model(model, config, steps_per_epoch=-(-len(x_train) // config.batch_size))
 
     history_path = run_dir / HISTORY_FILE
@@ -346,7 +386,17 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # the epoch, whose row is then replaced; every row in history.csv has its best model
     # on disk. (A kill in the instant between renaming best.keras and rewriting the
     # history can leave best.keras from the epoch that is then rerun.)
+    # Each epoch's batches and augmentation draws are those of (seed, epoch), so the
+    # epochs a resumed run retrains are those of the uninterrupted run (pipeline).
+    # Streamed images (data.ImageFiles) are decoded batch by batch, in parallel threads.
+    batches = pipeline.EpochBatches(x_train, y_train, config.batch_size, config.seed)
+    validation = (x_val, y_val)
+    if split.streamed:
+        validation = pipeline.EpochBatches(
+            x_val, y_val, config.batch_size, config.seed, shuffle=False
+        )
     callbacks = [
+        pipeline.EpochSeeds(config.seed, batches),
         learning_rate_callback(config),
         stopper,
         HistoryWriter(history_path),
@@ -355,12 +405,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     if not training_complete(read_history(history_path, missing_ok=True), config):
         model.fit(
-            x_train,
-            y_train,
-            batch_size=config.batch_size,
+            batches,
             epochs=config.epochs,
-            validation_data=(x_val, y_val),
-            shuffle=True,
+            validation_data=validation,
+            validation_batch_size=None if split.streamed else config.batch_size,
+            shuffle=False,  # the order is the batches' own
             callbacks=callbacks,
             verbose=config.verbose,
         )

@@ -16,11 +16,14 @@ import math
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 
 from keras_resnet import extras
 from keras_resnet.models.specs import MODEL_SPECS
 from keras_resnet.recipe.callbacks import learning_rate_callback
 from keras_resnet.recipe.config import TrainConfig
+from keras_resnet.recipe.data import ImageFiles
+from keras_resnet.recipe.pipeline import EpochBatches, EpochSeeds
 from keras_resnet.recipe.run_folder import MONITOR
 from keras_resnet.recipe.training import Split, build_training_model, compile_model
 
@@ -264,8 +267,25 @@ class ResNetHyperModel(kt.HyperModel):
             >>> history = hypermodel.fit(hp, model, x, y, validation_data=val)  # doctest: +SKIP
         """
         config = self.trial_config(hp)
-        # The schedule first: it adds the epoch's learning rate to the logs the others see.
+        # Arrays become batches whose order, like the augmentation draws, is a function of
+        # (seed, epoch): a trial rerun after a kill trains on what the first attempt did.
+        batch_size = kwargs.pop("batch_size", None) or config.batch_size
+        batches = None
+        if len(args) >= 2 and isinstance(args[0], (np.ndarray, ImageFiles)):
+            batches = EpochBatches(args[0], args[1], batch_size, config.seed)
+            args = (batches, *args[2:])
+            validation = kwargs.get("validation_data")
+            if isinstance(args[0].images, ImageFiles) and validation is not None:
+                # A streamed split streams both parts.
+                kwargs["validation_data"] = EpochBatches(
+                    *validation, batch_size, config.seed, shuffle=False
+                )
+            else:
+                kwargs.setdefault("validation_batch_size", batch_size)
+        # The seeds first; then the schedule: it adds the epoch's learning rate to the logs
+        # the others see.
         callbacks = [
+            EpochSeeds(config.seed, batches),
             learning_rate_callback(config),
             keras.callbacks.EarlyStopping(
                 monitor=OBJECTIVE, mode="max", patience=config.resolved_patience
@@ -273,9 +293,10 @@ class ResNetHyperModel(kt.HyperModel):
             *callbacks,
         ]
         kwargs.setdefault("epochs", config.epochs)  # Hyperband passes its own
-        kwargs.setdefault("batch_size", config.batch_size)
         kwargs.setdefault("verbose", config.verbose)
-        return model.fit(*args, shuffle=True, callbacks=callbacks, **kwargs)
+        if batches is None:
+            kwargs["batch_size"] = batch_size
+        return model.fit(*args, shuffle=batches is None, callbacks=callbacks, **kwargs)
 
 
 def _clip(value: float, bounds: tuple[float, float]) -> float:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_resnet.recipe import augment
 from keras_resnet.recipe.augment import CIFAR10_MEAN, CIFAR10_STD, RandomPadCrop, preprocessing
 
 # One batch size throughout: eager JAX compiles each op (random.randint ~1 s here) per shape.
@@ -218,3 +219,40 @@ def test_flip_mirrors_whole_images_in_training_and_never_at_inference(data_forma
     assert all(m != u for m, u in zip(mirrored, unchanged, strict=True))  # one or the other
     assert 0 < sum(mirrored) < BATCH  # per image: P(all alike) = 2 ** -63
     np.testing.assert_array_equal(ops.convert_to_numpy(model(x, training=False)), x)
+
+
+# --------------------------------------------------------------------------- random resized crop
+
+
+def test_the_resized_crop_starts_where_the_models_imagenet_stem_does():
+    from keras_resnet.models.builders import IMAGENET_STEM_MIN_SIZE
+
+    assert augment.RESIZED_CROP_MIN_SIZE == IMAGENET_STEM_MIN_SIZE
+
+
+def test_random_resized_crop_is_the_identity_at_inference_and_per_image_in_training():
+    ramp = np.broadcast_to(np.arange(64, dtype="float32")[None, None, :, None], (6, 64, 64, 3))
+    layer = augment.RandomResizedCrop(seed=3, data_format="channels_last")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(ramp)), ramp)
+    out = keras.ops.convert_to_numpy(layer(ramp, training=True))
+    assert out.shape == ramp.shape
+    # A horizontal ramp stays a ramp, stretched: each row runs from the box's left to its
+    # right edge, within the image, and each image has its own box.
+    first, last = out[:, 32, 0, 0], out[:, 32, -1, 0]
+    assert (first >= 0).all() and (last <= 63).all() and (last > first).all()
+    assert len(np.unique(np.round(first, 3))) == 6
+    whole = augment.RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0), seed=0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(whole(ramp, training=True)), ramp, atol=1e-3
+    )
+
+
+def test_random_resized_crop_round_trips_its_config_and_refuses_bad_ranges():
+    layer = augment.RandomResizedCrop(scale=(0.5, 0.9), ratio=(0.8, 1.25), seed=7)
+    again = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(again) is augment.RandomResizedCrop
+    assert (again.scale, again.ratio, again.seed) == ((0.5, 0.9), (0.8, 1.25), 7)
+    with pytest.raises(ValueError, match=r"Received: scale\[0\]=0.0"):
+        augment.RandomResizedCrop(scale=(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"Received: ratio\[1\]=0.5"):
+        augment.RandomResizedCrop(ratio=(0.75, 0.5))

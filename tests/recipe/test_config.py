@@ -181,6 +181,7 @@ RECIPE_CHANGES = {
     "nesterov": True,
     "label_smoothing": 0.1,
     "flip_test": True,
+    "image_size": 64,
 }
 EXECUTION_CHANGES = {
     "output_dir": "elsewhere",
@@ -188,6 +189,7 @@ EXECUTION_CHANGES = {
     "cache_dir": "/tmp/another-cache",
     "jit_compile": True,
     "verbose": 2,
+    "memory_budget_mb": 1,
 }
 
 

@@ -67,16 +67,16 @@ def decode_calls(monkeypatch):
     calls = []
     real = data._decode_image
 
-    def counting(path):
+    def counting(path, *args):
         calls.append(path)
-        return real(path)
+        return real(path, *args)
 
     monkeypatch.setattr(data, "_decode_image", counting)
     return calls
 
 
 def forbid_decoding(monkeypatch):
-    def fail(path):
+    def fail(path, *args):
         raise AssertionError(f"decoded {path} although the cache is valid")
 
     monkeypatch.setattr(data, "_decode_image", fail)
@@ -291,10 +291,98 @@ def test_truncated_image(folder, cache_dir):
     assert load_error(folder, cache_dir).startswith(f"Cannot decode image file {bad}: ")
 
 
-def test_wrong_image_size(folder, cache_dir):
-    bad = write_image(folder / "test" / "frog" / "0000.png", size=(64, 48))
-    msg = load_error(folder, cache_dir)
-    assert msg.startswith(f"Image {bad} is 64x48 pixels; every image must be 32x32.")
+# --------------------------------------------------------------------------- your own folders
+
+# Four classes of mixed sizes, formats and modes: (size, format, mode) per image.
+MIXED = {
+    "apple": [((64, 48), "PNG", "RGB"), ((40, 40), "JPEG", "L"), ((100, 30), "WEBP", "RGBA")],
+    "kiwi": [((33, 80), "BMP", "RGB"), ((64, 64), "PNG", "P"), ((50, 70), "PNG", "LA")],
+    "lime": [((32, 32), "JPEG", "RGB"), ((120, 90), "WEBP", "RGB"), ((48, 48), "BMP", "L")],
+    "plum": [((45, 61), "PNG", "RGBA"), ((64, 48), "JPEG", "RGB"), ((90, 40), "PNG", "L")],
+}
+SUFFIX = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp"}
+
+
+def make_mixed_folder(root: Path) -> Path:
+    for split in ("train", "test"):
+        for label, (name, images) in enumerate(MIXED.items()):
+            for i, (size, fmt, mode) in enumerate(images):
+                rgb = (50 * label + 20, 30 + 40 * i, 200)
+                write_image(root / split / name / f"{i}.{SUFFIX[fmt]}", rgb, size, mode, fmt)
+    return root
+
+
+def test_a_folder_of_mixed_sizes_formats_and_modes_is_resized_to_rgb(tmp_path, cache_dir):
+    root = make_mixed_folder(tmp_path / "mixed")
+    loaded = load_image_folder(root, cache_dir=cache_dir, progress=False, image_size=24)
+    assert loaded.class_names == tuple(MIXED)
+    assert loaded.x_train.shape == (12, 24, 24, 3) and loaded.x_train.dtype == np.uint8
+    assert loaded.y_train.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    for k, (size, fmt, mode) in enumerate(v for images in MIXED.values() for v in images):
+        label, i = divmod(k, 3)
+        rgb = np.array((50 * label + 20, 30 + 40 * i, 200))
+        if mode in ("L", "LA"):  # one grey level, Pillow's ITU-R 601-2 luma
+            rgb = np.full(3, round(rgb @ np.array([299, 587, 114]) / 1000))
+        # A plain image stays plain whatever the scaling; JPEG, WebP and a palette are lossy.
+        tolerance = 10 if fmt in ("JPEG", "WEBP") or mode == "P" else 2
+        np.testing.assert_allclose(
+            loaded.x_train[k],
+            np.broadcast_to(rgb, (24, 24, 3)),
+            atol=tolerance,
+            err_msg=f"{size} {fmt} {mode}",
+        )
+
+
+def test_the_default_size_is_32_for_32x32_images_and_128_otherwise(folder, tmp_path, cache_dir):
+    assert load_image_folder(folder, cache_dir=cache_dir, progress=False).x_train.shape[1] == 32
+    mixed = make_mixed_folder(tmp_path / "mixed")
+    loaded = load_image_folder(mixed, cache_dir=cache_dir, progress=False)
+    assert loaded.x_test.shape == (12, 128, 128, 3)
+    assert data.default_image_size([]) == data.CIFAR_IMAGE_SIZE == 32
+    assert data.DEFAULT_LARGE_IMAGE_SIZE == 128
+
+
+def test_a_wide_image_is_scaled_by_its_shorter_side_and_centre_cropped(tmp_path):
+    # 64x32: a red, a green (the middle half) and a blue band; at 16x16 the green is left.
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:, :16, 0] = image[:, 16:48, 1] = image[:, 48:, 2] = 255
+    path = tmp_path / "wide.png"
+    Image.fromarray(image).save(path)
+    decoded = data._decode_image(str(path), 16)
+    assert decoded.shape == (16, 16, 3)
+    inner = decoded[:, 1:-1].astype(int)  # the outer columns blend with the bands (bilinear)
+    assert (inner[..., 1] == 255).all() and (inner[..., [0, 2]] == 0).all()
+    np.testing.assert_array_equal(data.resize_images(image[None], 16)[0], decoded)
+
+
+def test_a_folder_over_the_memory_budget_streams_the_same_images(tmp_path, cache_dir, capsys):
+    root = make_mixed_folder(tmp_path / "mixed")
+    arrays = load_image_folder(root, cache_dir=cache_dir, progress=False, image_size=20)
+    streamed = load_image_folder(
+        root, cache_dir=tmp_path / "unused", image_size=20, memory_budget_mb=0
+    )
+    assert isinstance(streamed.x_train, data.ImageFiles) and not (tmp_path / "unused").exists()
+    # 24 images of 20x20x3 bytes are 0.03 MiB, over a budget of 0.
+    assert capsys.readouterr().err.strip() == (
+        f"Streaming the images of {root.resolve()} from disk: decoded at 20x20 they would "
+        f"take 0 MiB, over the memory budget of 0 MiB (--memory-budget-mb)"
+    )
+    for split in ("train", "test"):
+        files = getattr(streamed, f"x_{split}")
+        np.testing.assert_array_equal(files[np.arange(len(files))], getattr(arrays, f"x_{split}"))
+        np.testing.assert_array_equal(
+            getattr(streamed, f"y_{split}"), getattr(arrays, f"y_{split}")
+        )
+    # Subsets and shuffles select files without decoding them, as they select array rows.
+    small, files = subset(arrays, 8, 4, seed=3), subset(streamed, 8, 4, seed=3)
+    np.testing.assert_array_equal(files.x_train[np.arange(8)], small.x_train)
+    x, y = shuffle_once(files.x_train, files.y_train, seed=5)
+    want_x, want_y = shuffle_once(small.x_train, small.y_train, seed=5)
+    np.testing.assert_array_equal(x[[7, 0, 3]], want_x[[7, 0, 3]])
+    assert y.tolist() == want_y.tolist()
+    channels_first = files.x_test.with_channels_first()
+    assert channels_first.shape == (4, 3, 20, 20)
+    np.testing.assert_array_equal(channels_first[[1]], small.x_test[[1]].transpose(0, 3, 1, 2))
 
 
 def test_classes_differ_between_train_and_test(folder, cache_dir):

@@ -83,7 +83,7 @@ def _changed_value(field: dataclasses.Field, folder: str):
     if kind is bool:
         return not field.default
     if kind is int:
-        return (field.default or 1) + 1
+        return (field.default or 15) + 1  # 16: a valid image size as well as a count
     if kind is float:
         return field.default / 2 or 0.5
     if kind is str:

@@ -114,7 +114,7 @@ def test_split_fit_sees_the_first_80_percent_of_one_seeded_shuffle(tmp_path, mon
         return real_shuffle(x, y, seed)
 
     def fit_spy(self, x=None, y=None, **kwargs):
-        fits.append({"x": np.array(x), "y": np.array(y), **kwargs})
+        fits.append({"x": np.array(x.images), "y": np.array(x.labels), "batches": x, **kwargs})
         raise _StopBeforeTrainingError
 
     def build_spy(config, mean, std, num_classes, image_size=32):
@@ -147,7 +147,10 @@ def test_split_fit_sees_the_first_80_percent_of_one_seeded_shuffle(tmp_path, mon
     np.testing.assert_array_equal(y_fit, y_shuffled[:NUM_FIT])
     np.testing.assert_array_equal(x_val, x_shuffled[NUM_FIT:])
     np.testing.assert_array_equal(y_val, y_shuffled[NUM_FIT:])
-    assert fit["batch_size"] == 64 and fit["epochs"] == 3
+    # Batches of 64 in an order of (seed, epoch); fit itself shuffles nothing.
+    batches = fit["batches"]
+    assert (batches.batch_size, batches.seed, fit["epochs"]) == (64, 42, 3)
+    assert fit["shuffle"] is False and fit["validation_batch_size"] == 64
     record = json.loads((tmp_path / config.resolved_run_name() / "config.json").read_text())
     assert (record["train_images"], record["validation_images"]) == (NUM_FIT, NUM_VAL)
     assert record["test_images"] == 64
@@ -476,6 +479,74 @@ def test_short_real_data_run_learns(tmp_path):
     assert result.test_accuracy > 0.16, result
 
 
+# --------------------------------------------------------------------------- your own folders
+
+
+def _own_folder(root: Path) -> Path:
+    """Three classes of mixed sizes, formats and modes, 6 training and 2 test images each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    formats = [("png", "RGB"), ("jpg", "L"), ("webp", "RGB"), ("bmp", "RGB"), ("png", "RGBA")]
+    for split, count in (("train", 6), ("test", 2)):
+        for label, name in enumerate(("ant", "bee", "moth")):
+            for i in range(count):
+                suffix, mode = formats[(i + label) % len(formats)]
+                size = (int(rng.integers(20, 60)), int(rng.integers(20, 60)))
+                pixels = rng.integers(0, 255, (size[1], size[0], 3)).astype("uint8")
+                pixels[..., label] = 255  # the class is a colour channel
+                path = root / split / name / f"{i}.{suffix}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).convert(mode).save(path)
+    return root
+
+
+def test_a_streamed_folder_trains_exactly_as_its_decoded_arrays(tmp_path):
+    folder = _own_folder(tmp_path / "bugs")
+    results = {}
+    for name, budget in (("arrays", 2048), ("streamed", 0)):
+        config = TrainConfig(
+            model="resnet20",
+            data_dir=str(folder),
+            image_size=16,
+            memory_budget_mb=budget,
+            cache_dir=str(tmp_path / "cache"),
+            epochs=2,
+            batch_size=4,
+            output_dir=str(tmp_path / name),
+            verbose=0,
+        )
+        result = train(config)
+        record = json.loads((result.run_dir / "config.json").read_text())
+        assert (record["image_size"], record["streamed"]) == (16, name == "streamed")
+        metrics = json.loads((result.run_dir / "test_metrics.json").read_text())
+        assert metrics["class_names"] == ["ant", "bee", "moth"]
+        assert np.array(metrics["confusion_matrix"]).sum() == 6
+        rows = [
+            {k: v for k, v in r.items() if k != "epoch_seconds"}
+            for r in read_history(result.run_dir / "history.csv")
+        ]
+        results[name] = rows, metrics["test_loss"]
+    # The same batches of the same images, whether decoded up front or while training.
+    (rows, loss), (streamed_rows, streamed_loss) = results["arrays"], results["streamed"]
+    assert len(rows) == 2
+    for want, have in zip(rows, streamed_rows, strict=True):
+        assert have == pytest.approx(want, rel=1e-5)
+    assert streamed_loss == pytest.approx(loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "size, stem, crop", [(32, "cifar", "random_pad_crop"), (128, "imagenet", "random_resized_crop")]
+)
+def test_the_stem_and_the_augmentation_follow_the_image_size(size, stem, crop):
+    model = training.build_training_model(TrainConfig(), (120,) * 3, (60,) * 3, 5, size)
+    names = {layer.name for layer in model.layers}
+    backbone = model.get_layer("resnet18")
+    has_pool = any(layer.name == "pool1_pool" for layer in backbone.layers)
+    assert crop in names and has_pool == (stem == "imagenet")
+    assert model.output.shape == (None, 5)
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
@@ -494,6 +565,8 @@ def cli():
         (["--data-dir", "/missing"], "Received: data_dir='/missing'"),
         (["--synthetic", "--data-dir", "."], "Received: data_dir='.', synthetic=True"),
         (["--precision", "fp8"], "Received: precision='fp8'"),
+        (["--image-size", "4"], "Received: image_size=4"),
+        (["--memory-budget-mb", "-1"], "Received: memory_budget_mb=-1"),
     ],
 )
 def test_cli_rejects_invalid_flags_with_status_2(cli, capsys, flags, reason):

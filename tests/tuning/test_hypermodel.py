@@ -510,3 +510,73 @@ def test_a_one_cycle_trial_follows_its_per_step_rate(one_cycle_search):
     assert [row["learning_rate"] for row in history] == pytest.approx(expected, rel=1e-5)
     best = TrainConfig.from_recipe("fast", **ONE_CYCLE, learning_rate=peak)
     assert tuning.best_config(one_cycle_search) == best
+
+
+# --------------------------------------------------------------------------- a rerun trial
+
+
+def test_a_trial_rerun_after_other_work_trains_as_its_first_attempt(split):
+    """What a killed search does with its unfinished trial: run it again from its start,
+    in a process whose history differs. The tuner seeds each execution before the build
+    (``tuners._TrialRecorder``); the batches and draws are those of (seed, epoch)."""
+    hypermodel = hypermodel_for(split, epochs=2)
+    hp = tuning.fixed_hyperparameters({"learning_rate": 0.05, "step_size": 1})
+    x_val, y_val = split.x_val[:32], split.y_val[:32]
+
+    def attempt(values):
+        keras.utils.set_random_seed(hypermodel.config.seed)  # as the tuner does
+        model = hypermodel.build(values)
+        history = hypermodel.fit(
+            values, model, split.x_train[:64], split.y_train[:64], validation_data=(x_val, y_val)
+        )
+        return history.history, model.get_weights()
+
+    first_history, first_weights = attempt(hp)
+    attempt(tuning.fixed_hyperparameters({"learning_rate": 0.2, "step_size": 1}))  # other work
+    np.random.random(5), keras.random.uniform((3,))
+    history, weights = attempt(hp)
+    assert history == first_history
+    for have, want in zip(weights, first_weights, strict=True):
+        np.testing.assert_array_equal(have, want)
+
+
+def test_a_trial_on_a_streamed_folder_reads_its_files_batch_by_batch(tmp_path):
+    from PIL import Image
+
+    from keras_resnet.recipe.data import ImageFiles
+
+    for split_name, count in (("train", 8), ("test", 2)):
+        for label, name in enumerate(("a", "b")):
+            for i in range(count):
+                path = tmp_path / "folder" / split_name / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (20 + i, 24), (200 * label, 40, 90)).save(path)
+    config = TrainConfig(
+        **{
+            **SMALL,
+            "synthetic": False,
+            "train_subset": None,
+            "test_subset": None,
+            "batch_size": 4,
+            "epochs": 1,
+        },
+        data_dir=str(tmp_path / "folder"),
+        image_size=16,
+        memory_budget_mb=0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    streamed = training.prepare_split(config)
+    assert isinstance(streamed.x_train, ImageFiles) and streamed.image_size == 16
+    hypermodel = ResNetHyperModel(config, streamed)
+    hp = tuning.fixed_hyperparameters({"learning_rate": 0.05, "step_size": 1})
+    history = hypermodel.fit(
+        hp,
+        hypermodel.build(hp),
+        streamed.x_train,
+        streamed.y_train,
+        validation_data=(streamed.x_val, streamed.y_val),
+    )
+    assert len(history.history["val_accuracy"]) == 1
+    assert history.history["val_accuracy"][0] * 4 == pytest.approx(
+        round(history.history["val_accuracy"][0] * 4)
+    )  # 4 validation images (20% of 16), each right or wrong
