@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 from keras_resnet.validation import check_integer
 
 # Per-channel (R, G, B) statistics of the CIFAR-10 training images on the 0-255 scale:
