@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 
 
 def evaluate_test_set(
-    model, x_test, y_test, batch_size: int, replicas: int = 1, flip: bool = False
+    model,
+    x_test,
+    y_test,
+    batch_size: int,
+    replicas: int = 1,
+    flip: bool = False,
+    translate: int = 0,
 ) -> dict:
-    """Test loss, accuracy and confusion matrix (rows true, columns predicted) in one pass.
+    """Test loss, accuracy and confusion matrix (rows true, columns predicted).
 
-    With ``flip`` the predicted distribution of each image is averaged with that of its
-    horizontal mirror image (test-time augmentation; a second pass), and the accuracy of
-    the first pass alone is kept as ``single_view_test_accuracy``.
+    Test-time augmentation: with ``translate`` the predicted distribution of each image is
+    averaged with those of the image shifted by ``translate`` pixels up-left and down-right
+    (``shifted_views``); with ``flip``, of each view's horizontal mirror image too. The
+    accuracy of the plain images alone is then kept as ``single_view_test_accuracy``.
 
     With ``replicas`` > 1 every predicted batch is a multiple of it (data-parallel JAX
     shards each batch): the batch size is rounded up and the test set padded, and the
@@ -36,10 +43,13 @@ def evaluate_test_set(
 
     probabilities = predict(x_test)
     single_view = {}
-    if flip:
+    if flip or translate:
         single_view["single_view_test_accuracy"] = _accuracy(probabilities, y_test)
-        width_axis = 3 if channel_axis() == 1 else 2
-        probabilities = (probabilities + predict(np.flip(x_test, axis=width_axis))) / 2
+        views = [x_test, *shifted_views(x_test, translate)] if translate else [x_test]
+        if flip:
+            width_axis = 3 if channel_axis() == 1 else 2
+            views += [np.flip(view, axis=width_axis) for view in views]
+        probabilities = (probabilities + sum(predict(view) for view in views[1:])) / len(views)
     predicted = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(y_test)), y_test]
     num_classes = probabilities.shape[1]
@@ -51,6 +61,28 @@ def evaluate_test_set(
         "confusion_matrix": confusion.tolist(),
         **single_view,
     }
+
+
+def shifted_views(images: np.ndarray, pixels: int) -> list[np.ndarray]:
+    """``images`` shifted by ``pixels`` up-left and down-right, the edges reflected.
+
+    Example:
+        >>> image = np.arange(9).reshape(1, 3, 3, 1)
+        >>> [view[0, :, :, 0].tolist() for view in shifted_views(image, 1)]  # doctest: +SKIP
+        [[[0, 1, 0], [3, 4, 3], [0, 1, 0]], ...]
+    """
+    height, width = (2, 3) if channel_axis() == 1 else (1, 2)
+    padding = [(0, 0)] * images.ndim
+    padding[height] = padding[width] = (pixels, pixels)
+    padded = np.pad(images, padding, mode="reflect")
+    size_h, size_w = images.shape[height], images.shape[width]
+    views = []
+    for offset in (0, 2 * pixels):  # the window's corner in the padded image
+        window = [slice(None)] * images.ndim
+        window[height] = slice(offset, offset + size_h)
+        window[width] = slice(offset, offset + size_w)
+        views.append(padded[tuple(window)])
+    return views
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
