@@ -143,7 +143,7 @@ def compile_model(
     "one_cycle" a per-step ``OneCycle`` over ``config.epochs * steps_per_epoch`` steps; with
     "multistep" a per-step ``schedules.multistep`` (epoch milestones counted in steps).
     ``label_smoothing`` > 0 smooths the loss (``recipe_loss``); ``ema`` keeps a moving
-    average of the weights in the optimizer (``use_ema``, see ``recipe_callbacks``).
+    average of the weights in the optimizer (``use_ema``; see ``callbacks.ema_callbacks``).
 
     A model built under fp16 (``mixed_float16``) gets dynamic loss scaling: Keras's
     ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer`` when the
