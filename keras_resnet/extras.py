@@ -39,19 +39,22 @@ def require(module: str, purpose: str):
         ) from error
 
 
-def check_extra(extra: str, purpose: str) -> None:
+def check_extra(extra: str, purpose: str, without: tuple[str, ...] = ()) -> None:
     """Raise an ``ImportError`` naming ``extra`` if any of its modules is not installed.
 
-    Only looks the modules up; nothing is imported.
+    Only looks the modules up; nothing is imported. ``without`` names modules of the extra
+    that ``purpose`` can do without (their own users check for them).
 
     Example:
-        >>> check_extra("train", "Training")
+        >>> check_extra("train", "Training", without=("tensorflow_datasets",))
     """
     extras = (extra, *INCLUDED_EXTRAS.get(extra, ()))
     missing = [
         package
         for module, (module_extra, package) in OPTIONAL_MODULES.items()
-        if module_extra in extras and importlib.util.find_spec(module) is None
+        if module_extra in extras
+        and module not in without
+        and importlib.util.find_spec(module) is None
     ]
     if missing:
         raise ImportError(

@@ -128,3 +128,11 @@ def test_lazy_names_are_the_documented_ones():
         assert getattr(keras_resnet, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'ResNet19'"):
         keras_resnet.ResNet19  # noqa: B018
+
+
+@pytest.mark.parametrize("module", serialization.SERIALIZABLE_MODULES)
+def test_each_serializable_module_imports_first_in_a_fresh_interpreter(module):
+    # Its `import keras` registers every serializable module while it is half imported:
+    # none of them may need a name from another that is not defined yet.
+    loaded = loaded_after(f"import {module}")
+    assert set(serialization.SERIALIZABLE_MODULES) <= set(loaded)

@@ -8,7 +8,7 @@ import os
 import keras
 
 from keras_resnet.models import blocks
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
 from keras_resnet.models.torchvision import load_torchvision_weights
 from keras_resnet.validation import check_integer

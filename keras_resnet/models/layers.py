@@ -7,23 +7,7 @@ import math
 import keras
 from keras import ops
 
-DATA_FORMATS = ("channels_last", "channels_first")
-
-
-def channel_axis(data_format: str | None = None) -> int:
-    """The channel axis of a 4-D image batch: 1 for channels_first, else 3.
-
-    Example:
-        >>> channel_axis("channels_first"), channel_axis("channels_last")
-        (1, 3)
-    """
-    data_format = data_format or keras.config.image_data_format()
-    if data_format not in DATA_FORMATS:
-        raise ValueError(
-            "`data_format` must be 'channels_last' or 'channels_first'. "
-            f"Received: data_format={data_format!r}"
-        )
-    return 1 if data_format == "channels_first" else 3
+from keras_resnet.models.data_format import channel_axis
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")

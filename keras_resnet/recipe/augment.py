@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 from keras_resnet.validation import check_integer, check_number
 
 # Images at least this large get the ImageNet augmentation, a random resized crop; smaller

@@ -17,7 +17,7 @@ from keras_resnet.recipe.schedules import step_decay
 
 def learning_rate_callback(config: TrainConfig) -> keras.callbacks.Callback:
     """The recipe's schedule at each epoch: StepLR from ``config.learning_rate`` sets it;
-    a per-step schedule ("one_cycle", set by the optimizer) is only logged.
+    a per-step schedule ("multistep", "one_cycle": set by the optimizer) is only logged.
 
     Either way the epoch's logs get ``learning_rate`` (the rate the epoch started with).
 
@@ -29,6 +29,53 @@ def learning_rate_callback(config: TrainConfig) -> keras.callbacks.Callback:
             step_decay(config.learning_rate, config.step_size, config.gamma)
         )
     return LearningRateLogger()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training after ``max_steps`` training steps in all, mid-epoch if need be.
+
+    Steps are counted from the epoch (``epoch * steps per epoch``), so a resumed run stops
+    where the uninterrupted one would.
+
+    Example:
+        >>> model.fit(x, y, epochs=182, callbacks=[StopAtStep(64000)])  # doctest: +SKIP
+    """
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = max_steps
+        self._step = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._step = epoch * self.params["steps"]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step >= self.max_steps:
+            self.model.stop_training = True
+
+
+def ema_callbacks(config: TrainConfig) -> tuple[list, list]:
+    """With ``config.ema``: callbacks that evaluate and keep the weights' moving average.
+
+    Validation runs on the optimizer's moving average (``keras.callbacks.SwapEMAWeights``);
+    the first list also puts the average in the model at each epoch's end, for the
+    callbacks placed between the two lists (the best model saved is the average), and the
+    second puts the training weights back, for the callbacks after it (a backup holds the
+    training weights and the average, so that a resumed run trains on as before).
+    Without ``config.ema`` both lists are empty.
+
+    Example:
+        >>> ema_callbacks(TrainConfig())
+        ([], [])
+    """
+    if not config.ema:
+        return [], []
+    swap = keras.callbacks.SwapEMAWeights()
+    # SwapEMAWeights' test hooks swap only when the other weights are in the model.
+    average_in = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: swap.on_test_begin())
+    training_back = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: swap.on_test_end())
+    return [swap, average_in], [training_back]
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -19,8 +19,10 @@ from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS
 from keras_resnet.validation import check_integer, check_number
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-# "step": StepLR, set per epoch; "one_cycle": ``schedules.OneCycle``, set per step.
-SCHEDULES = ("step", "one_cycle")
+# "step": StepLR, set per epoch; "multistep": drops at ``milestones`` and "one_cycle":
+# ``schedules.OneCycle``, both set per step.
+SCHEDULES = ("step", "multistep", "one_cycle")
+MILESTONE_UNITS = ("epoch", "step")
 # Named presets of recipe fields, applied under explicit values (``--recipe``): "step" is the
 # defaults themselves; "fast" trades them for fewer, larger steps.
 RECIPES = {
@@ -34,7 +36,26 @@ RECIPES = {
         "label_smoothing": 0.1,
         "flip_test": True,
     },
+    # He et al. 2016, section 4.2: a 45k/5k split, the rate divided by 10 at 32k and 48k
+    # iterations, training stopped at 64k (182 epochs of 352 steps, the last cut short).
+    # The paper trains to the end: patience never fires before it.
+    "paper": {
+        "epochs": 182,
+        "batch_size": 128,
+        "learning_rate": 0.1,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "schedule": "multistep",
+        "milestones": (32000, 48000),
+        "milestone_unit": "step",
+        "max_steps": 64000,
+        "validation_fraction": 0.1,
+        "patience": 182,
+    },
 }
+# Preset values for one model only, applied with the preset: the paper warms ResNet-110 up
+# at 0.01 "until the training error is below 80% (about 400 iterations)".
+MODEL_RECIPES = {("paper", "resnet110"): {"warmup_steps": 400, "warmup_learning_rate": 0.01}}
 # Epochs the learning rate gets after a drop before early stopping may fire: the
 # default patience is step_size + PATIENCE_AFTER_DROP (see TrainConfig.resolved_patience).
 PATIENCE_AFTER_DROP = 10
@@ -64,6 +85,15 @@ LATER_FIELDS = {
     "label_smoothing": 0.0,
     "flip_test": False,
     "image_size": None,
+    "milestones": None,
+    "milestone_unit": "epoch",
+    "warmup_steps": 0,
+    "warmup_learning_rate": 0.01,
+    "max_steps": None,
+    "ema": False,
+    "ema_momentum": 0.99,
+    "decay_norm_and_bias": True,
+    "test_translate": 0,
 }
 
 
@@ -135,12 +165,46 @@ class TrainConfig:
     gamma: float = _field(0.1, "factor of each StepLR drop", group="recipe")
     schedule: str = _field(
         "step",
-        "step: StepLR per epoch (step size, gamma); one_cycle: per step up to the learning "
-        "rate and down to 0 at the last epoch (schedules.OneCycle)",
+        "step: StepLR per epoch (step size, gamma); multistep: the rate times gamma at each "
+        "of the milestones; one_cycle: per step up to the learning rate and down to 0 at "
+        "the last epoch (schedules.OneCycle)",
         group="recipe",
         choices=SCHEDULES,
     )
+    milestones: tuple[int, ...] | None = _field(
+        None,
+        "comma-separated epochs (or steps, see --milestone-unit) at which the multistep "
+        "schedule multiplies the rate by gamma; given alone, it selects that schedule",
+        group="recipe",
+        default_text="none",
+    )
+    milestone_unit: str = _field(
+        "epoch", "what the milestones count", group="recipe", choices=MILESTONE_UNITS
+    )
+    warmup_steps: int = _field(
+        0, "multistep: train the first steps at the warm-up rate", group="recipe"
+    )
+    warmup_learning_rate: float = _field(
+        0.01, "multistep: the rate of the warm-up steps", group="recipe"
+    )
+    max_steps: int | None = _field(
+        None,
+        "stop after this many training steps, mid-epoch if need be (the paper's 64k)",
+        group="recipe",
+        default_text="epochs only",
+    )
     nesterov: bool = _field(False, "Nesterov momentum", group="recipe")
+    ema: bool = _field(
+        False,
+        "validate, keep and test an exponential moving average of the weights (Keras's use_ema)",
+        group="recipe",
+    )
+    ema_momentum: float = _field(0.99, "the moving average's momentum", group="recipe")
+    decay_norm_and_bias: bool = _field(
+        True,
+        "apply the weight decay to batch-norm parameters and biases too (PyTorch's default)",
+        group="recipe",
+    )
     label_smoothing: float = _field(
         0.0, "share of each label's probability spread over all classes", group="recipe"
     )
@@ -148,6 +212,12 @@ class TrainConfig:
         False,
         "evaluate the test set on each image and its mirror image, averaging the two "
         "predicted distributions",
+        group="recipe",
+    )
+    test_translate: int = _field(
+        0,
+        "also average the test predictions over each image shifted by this many pixels "
+        "(up-left and down-right, edges reflected)",
         group="recipe",
     )
     # The default (resolved_patience) never cuts a plateau short before the next drop has
@@ -231,6 +301,9 @@ class TrainConfig:
         for name in ("data_dir", "output_dir", "cache_dir"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
+        # A list (from config.json) and a tuple are the same milestones.
+        if isinstance(self.milestones, list):
+            self.milestones = tuple(self.milestones)
         self.validate()
 
     def validate(self) -> None:
@@ -240,7 +313,9 @@ class TrainConfig:
         check_integer(self.step_size, "step_size", minimum=1)
         check_integer(self.seed, "seed", minimum=0)
         check_integer(self.verbose, "verbose", minimum=0)
-        for name in ("patience", "train_subset", "test_subset"):
+        check_integer(self.warmup_steps, "warmup_steps", minimum=0)
+        check_integer(self.test_translate, "test_translate", minimum=0)
+        for name in ("patience", "train_subset", "test_subset", "max_steps"):
             if getattr(self, name) is not None:
                 check_integer(getattr(self, name), name, minimum=1)
         if self.image_size is not None:
@@ -251,7 +326,9 @@ class TrainConfig:
         check_number(self.weight_decay, "weight_decay", low=0.0)
         check_number(self.gamma, "gamma", low=0.0, high=1.0, low_open=True)
         check_number(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
-        for name in ("nesterov", "flip_test"):
+        check_number(self.warmup_learning_rate, "warmup_learning_rate", low=0.0, low_open=True)
+        check_number(self.ema_momentum, "ema_momentum", low=0.0, high=1.0, high_open=True)
+        for name in ("nesterov", "flip_test", "ema", "decay_norm_and_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be True or False. Received: {name}={getattr(self, name)!r}"
@@ -261,6 +338,7 @@ class TrainConfig:
                 f"`schedule` must be one of {', '.join(SCHEDULES)}. "
                 f"Received: schedule={self.schedule!r}"
             )
+        self._validate_milestones()
         fraction = self.validation_fraction
         if not isinstance(fraction, numbers.Real) or not 0.0 < fraction < 1.0:
             raise ValueError(
@@ -291,6 +369,33 @@ class TrainConfig:
             raise ValueError(
                 "`data_dir` must be an existing folder with train/<class>/* and "
                 f"test/<class>/* images. Received: data_dir={self.data_dir!r}"
+            )
+
+    def _validate_milestones(self) -> None:
+        if self.milestone_unit not in MILESTONE_UNITS:
+            raise ValueError(
+                f"`milestone_unit` must be one of {', '.join(MILESTONE_UNITS)}. "
+                f"Received: milestone_unit={self.milestone_unit!r}"
+            )
+        if self.schedule != "multistep":
+            if self.milestones is not None or self.warmup_steps:
+                raise ValueError(
+                    "`milestones` and `warmup_steps` apply to schedule='multistep' only. "
+                    f"Received: schedule={self.schedule!r}, milestones={self.milestones!r}, "
+                    f"warmup_steps={self.warmup_steps!r}"
+                )
+            return
+        milestones = self.milestones
+        if (
+            not isinstance(milestones, tuple)
+            or not milestones
+            or not all(isinstance(m, int) and not isinstance(m, bool) for m in milestones)
+            or any(m < 1 for m in milestones)
+            or list(milestones) != sorted(set(milestones))
+        ):
+            raise ValueError(
+                "schedule='multistep' needs `milestones`: increasing positive integers, "
+                f"e.g. milestones=(30, 60, 90). Received: milestones={milestones!r}"
             )
 
     @property
@@ -325,17 +430,14 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str, **overrides) -> TrainConfig:
-        """A config from a named preset in ``RECIPES``; ``overrides`` win over the preset.
+        """A config from a named preset (``recipe_values``); ``overrides`` win over it.
 
         Example:
             >>> TrainConfig.from_recipe("fast", epochs=10).schedule
             'one_cycle'
         """
-        if recipe not in RECIPES:
-            raise ValueError(
-                f"`recipe` must be one of {', '.join(RECIPES)}. Received: recipe={recipe!r}"
-            )
-        return cls(**{**RECIPES[recipe], **overrides})
+        model = overrides.get("model", RECIPES.get(recipe, {}).get("model", cls.model))
+        return cls(**{**recipe_values(recipe, model), **overrides})
 
     def resolved_run_name(self) -> str:
         """The run folder's name: ``run_name``, or ``{model}-seed{seed}-{fingerprint}``.
@@ -354,3 +456,19 @@ class TrainConfig:
             30
         """
         return dataclasses.asdict(self)
+
+
+def recipe_values(recipe: str, model: str) -> dict:
+    """The fields a named preset sets for ``model``: ``RECIPES`` and ``MODEL_RECIPES``.
+
+    Example:
+        >>> recipe_values("paper", "resnet110")["warmup_steps"]
+        400
+        >>> "warmup_steps" in recipe_values("paper", "resnet56")
+        False
+    """
+    if recipe not in RECIPES:
+        raise ValueError(
+            f"`recipe` must be one of {', '.join(RECIPES)}. Received: recipe={recipe!r}"
+        )
+    return {**RECIPES[recipe], **MODEL_RECIPES.get((recipe, model), {})}

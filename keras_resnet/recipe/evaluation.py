@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 
 
 def evaluate_test_set(
-    model, x_test, y_test, batch_size: int, replicas: int = 1, flip: bool = False
+    model,
+    x_test,
+    y_test,
+    batch_size: int,
+    replicas: int = 1,
+    flip: bool = False,
+    translate: int = 0,
 ) -> dict:
-    """Test loss, accuracy and confusion matrix (rows true, columns predicted) in one pass.
+    """Test loss, accuracy and confusion matrix (rows true, columns predicted).
 
-    With ``flip`` the predicted distribution of each image is averaged with that of its
-    horizontal mirror image (test-time augmentation; a second pass), and the accuracy of
-    the first pass alone is kept as ``single_view_test_accuracy``.
+    Test-time augmentation: with ``translate`` the predicted distribution of each image is
+    averaged with those of the image shifted by ``translate`` pixels up-left and down-right
+    (``shifted_views``); with ``flip``, of each view's horizontal mirror image too. The
+    accuracy of the plain images alone is then kept as ``single_view_test_accuracy``.
 
     With ``replicas`` > 1 every predicted batch is a multiple of it (data-parallel JAX
     shards each batch): the batch size is rounded up and the test set padded, and the
@@ -35,16 +42,19 @@ def evaluate_test_set(
         )[: len(images)].astype("float64")
 
     width_axis = 3 if channel_axis() == 1 else 2
-    views = [[], []]  # as given, mirrored
+    plain, averaged = [], []
     for images in _decoded_chunks(x_test, 8 * batch_size):
-        views[0].append(predict(images))
+        views = [images, *shifted_views(images, translate)] if translate else [images]
         if flip:
-            views[1].append(predict(np.flip(images, axis=width_axis)))
-    probabilities = np.concatenate(views[0])
+            views += [np.flip(view, axis=width_axis) for view in views]
+        predictions = [predict(view) for view in views]
+        plain.append(predictions[0])
+        averaged.append(sum(predictions) / len(predictions))
+    probabilities = np.concatenate(plain)
     single_view = {}
-    if flip:
+    if flip or translate:
         single_view["single_view_test_accuracy"] = _accuracy(probabilities, y_test)
-        probabilities = (probabilities + np.concatenate(views[1])) / 2
+        probabilities = np.concatenate(averaged)
     predicted = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(y_test)), y_test]
     num_classes = probabilities.shape[1]
@@ -65,6 +75,28 @@ def _decoded_chunks(x_test, size: int):
         return
     for start in range(0, len(x_test), size):
         yield x_test[np.arange(start, min(start + size, len(x_test)))]
+
+
+def shifted_views(images: np.ndarray, pixels: int) -> list[np.ndarray]:
+    """``images`` shifted by ``pixels`` up-left and down-right, the edges reflected.
+
+    Example:
+        >>> image = np.arange(9).reshape(1, 3, 3, 1)
+        >>> [view[0, :, :, 0].tolist() for view in shifted_views(image, 1)]  # doctest: +SKIP
+        [[[0, 1, 0], [3, 4, 3], [0, 1, 0]], ...]
+    """
+    height, width = (2, 3) if channel_axis() == 1 else (1, 2)
+    padding = [(0, 0)] * images.ndim
+    padding[height] = padding[width] = (pixels, pixels)
+    padded = np.pad(images, padding, mode="reflect")
+    size_h, size_w = images.shape[height], images.shape[width]
+    views = []
+    for offset in (0, 2 * pixels):  # the window's corner in the padded image
+        window = [slice(None)] * images.ndim
+        window[height] = slice(offset, offset + size_h)
+        window[width] = slice(offset, offset + size_w)
+        views.append(padded[tuple(window)])
+    return views
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

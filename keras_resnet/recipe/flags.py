@@ -13,7 +13,7 @@ import dataclasses
 import typing
 from collections.abc import Collection, Sequence
 
-from keras_resnet.recipe.config import FLAG_GROUPS, QUICK, RECIPES, TrainConfig
+from keras_resnet.recipe.config import FLAG_GROUPS, QUICK, RECIPES, TrainConfig, recipe_values
 
 FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
 _TYPE_HINTS = typing.get_type_hints(TrainConfig)
@@ -70,6 +70,21 @@ def _negatable(field: dataclasses.Field) -> bool:
     return field.default is not False or any(field.name in preset for preset in presets)
 
 
+def integers(text: str) -> tuple[int, ...]:
+    """A comma-separated list of integers, as a flag's type.
+
+    Example:
+        >>> integers("32000,48000")
+        (32000, 48000)
+    """
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 30,60,90; received {text!r}"
+        ) from None
+
+
 def _add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) -> None:
     # Every flag defaults to None, "not given", so that presets apply only under the flags
     # given explicitly. Choices are shown as argparse shows its own, but not handed to it:
@@ -77,6 +92,8 @@ def _add_field_flag(group: argparse._ArgumentGroup, field: dataclasses.Field) ->
     kwargs = {"dest": field.name, "default": None, "help": _help(field)}
     if value_type(field) is bool:
         kwargs["action"] = argparse.BooleanOptionalAction if _negatable(field) else "store_true"
+    elif typing.get_origin(value_type(field)) is tuple:
+        kwargs["type"] = integers
     else:
         kwargs["type"] = value_type(field)
     if field.metadata["choices"] is not None:
@@ -132,7 +149,9 @@ def config_from_args(
     """The validated ``TrainConfig`` the flags ask for; an invalid value exits with status 2.
 
     Precedence, lowest first: the config's own defaults, ``defaults``, the ``--recipe``
-    preset, ``--quick``, the flags given explicitly (even one that repeats a default).
+    preset (with its values for the chosen model), ``--quick``, the flags given explicitly
+    (even one that repeats a default). ``--milestones`` without ``--schedule`` selects the
+    multistep schedule.
 
     Example:
         >>> parser = add_config_arguments(argparse.ArgumentParser())
@@ -142,14 +161,18 @@ def config_from_args(
     explicit = {
         name: value for name, value in vars(args).items() if name in FIELDS and value is not None
     }
+    if "milestones" in explicit and "schedule" not in explicit:
+        explicit["schedule"] = "multistep"
     recipe = getattr(args, "recipe", None)
-    layers = (
-        defaults,
-        RECIPES[recipe] if recipe else {},
-        QUICK if getattr(args, "quick", False) else {},
-        explicit,
-    )
-    values = {name: value for layer in layers for name, value in layer.items()}
+    quick = QUICK if getattr(args, "quick", False) else {}
+
+    def merged(preset: dict) -> dict:
+        layers = (defaults, preset, quick, explicit)
+        return {name: value for layer in layers for name, value in layer.items()}
+
+    values = merged(RECIPES[recipe] if recipe else {})
+    if recipe:
+        values = merged(recipe_values(recipe, values.get("model", FIELDS["model"].default)))
     try:
         return TrainConfig(**values)
     except ValueError as error:

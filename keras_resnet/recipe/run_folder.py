@@ -145,10 +145,12 @@ def best_row(rows: list[dict]) -> dict:
     return max(rows, key=lambda row: -math.inf if math.isnan(row[MONITOR]) else row[MONITOR])
 
 
-def training_complete(rows: list[dict], config: TrainConfig) -> bool:
+def training_complete(rows: list[dict], config: TrainConfig, epochs: int | None = None) -> bool:
     """Whether history rows already reach the last epoch or the stopping point.
 
-    EarlyStopping stops at epoch ``e`` when ``e - best_epoch >= patience``.
+    EarlyStopping stops at epoch ``e`` when ``e - best_epoch >= patience``. ``epochs`` is
+    the number of epochs the run trains for, where ``max_steps`` makes it fewer than
+    ``config.epochs``.
 
     Example:
         >>> training_complete([], TrainConfig())
@@ -157,7 +159,7 @@ def training_complete(rows: list[dict], config: TrainConfig) -> bool:
     if not rows:
         return False
     last_epoch = rows[-1]["epoch"]
-    if last_epoch + 1 >= config.epochs:
+    if last_epoch + 1 >= (epochs or config.epochs):
         return True
     return last_epoch - best_row(rows)["epoch"] >= config.resolved_patience
 

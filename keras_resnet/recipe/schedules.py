@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 from keras import ops
@@ -25,6 +25,40 @@ def step_decay(learning_rate: float, step_size: int, gamma: float) -> Callable[[
         return float(learning_rate * gamma ** (epoch // step_size))
 
     return schedule
+
+
+def multistep(
+    learning_rate: float,
+    milestones: Sequence[int],
+    gamma: float,
+    warmup_steps: int = 0,
+    warmup_learning_rate: float = 0.01,
+) -> keras.optimizers.schedules.PiecewiseConstantDecay:
+    """PyTorch's MultiStepLR, per step: the rate times ``gamma`` from each milestone on.
+
+    ``milestones`` count steps from 0: with milestone 32000, steps 0-31999 (the first
+    32000) train at ``learning_rate``. The first ``warmup_steps`` train at
+    ``warmup_learning_rate`` (the ResNet paper's ResNet-110: 0.01 for 400 steps).
+
+    Example:
+        >>> schedule = multistep(0.1, [300, 400], 0.1, warmup_steps=100)
+        >>> [round(float(schedule(step)), 6) for step in (0, 99, 100, 299, 300, 400)]
+        [0.01, 0.01, 0.1, 0.1, 0.01, 0.001]
+    """
+    milestones = [int(m) for m in milestones]
+    if warmup_steps and warmup_steps >= milestones[0]:
+        raise ValueError(
+            "`warmup_steps` must end before the first milestone. "
+            f"Received: warmup_steps={warmup_steps}, milestones={milestones}"
+        )
+    rates = [learning_rate * gamma**k for k in range(len(milestones) + 1)]
+    if warmup_steps:
+        milestones, rates = [warmup_steps, *milestones], [warmup_learning_rate, *rates]
+    # PiecewiseConstantDecay gives values[i] while step <= boundaries[i]; a milestone m is
+    # the first step of the next value.
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [m - 1 for m in milestones], [float(rate) for rate in rates]
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_resnet")

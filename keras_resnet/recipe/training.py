@@ -21,11 +21,13 @@ import numpy as np
 from keras_resnet import atomic, extras
 from keras_resnet._compat import AtomicBackupAndRestore
 from keras_resnet.models.builders import get_model
-from keras_resnet.models.layers import channel_axis
+from keras_resnet.models.data_format import channel_axis
 from keras_resnet.recipe import augment, data, pipeline
 from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
+    StopAtStep,
+    ema_callbacks,
     learning_rate_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
@@ -47,9 +49,11 @@ from keras_resnet.recipe.run_folder import (
     read_history,
     training_complete,
 )
-from keras_resnet.recipe.schedules import OneCycle
+from keras_resnet.recipe.schedules import OneCycle, multistep
 
-extras.check_extra("train", "Training with keras_resnet.recipe")
+# TFDS is needed only where CIFAR-10 comes from it (data.load_tfds says so); an image
+# folder trains without it, as on a machine that has no TensorFlow.
+extras.check_extra("train", "Training with keras_resnet.recipe", without=("tensorflow_datasets",))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,9 +139,11 @@ def compile_model(
 ) -> None:
     """SGD with momentum and PyTorch-style weight decay, cross-entropy, accuracy.
 
-    With ``schedule="one_cycle"`` the optimizer's learning rate is a per-step ``OneCycle``
-    over ``config.epochs * steps_per_epoch`` steps; with "step" it is set each epoch by
-    ``learning_rate_callback``. ``label_smoothing`` > 0 smooths the loss (``recipe_loss``).
+    The learning rate: with "step", set each epoch by ``learning_rate_callback``; with
+    "one_cycle" a per-step ``OneCycle`` over ``config.epochs * steps_per_epoch`` steps; with
+    "multistep" a per-step ``schedules.multistep`` (epoch milestones counted in steps).
+    ``label_smoothing`` > 0 smooths the loss (``recipe_loss``); ``ema`` keeps a moving
+    average of the weights in the optimizer (``use_ema``; see ``callbacks.ema_callbacks``).
 
     A model built under fp16 (``mixed_float16``) gets dynamic loss scaling: Keras's
     ``compile`` wraps the optimizer in a ``keras.optimizers.LossScaleOptimizer`` when the
@@ -152,14 +158,23 @@ def compile_model(
         'TorchSGD'
     """
     learning_rate = config.learning_rate
+    if config.schedule != "step" and (not steps_per_epoch or steps_per_epoch < 1):
+        raise ValueError(
+            f"`schedule={config.schedule!r}` sets the learning rate per step and needs the "
+            "number of steps: pass steps_per_epoch (ceil(training images / batch size)). "
+            f"Received: steps_per_epoch={steps_per_epoch!r}"
+        )
     if config.schedule == "one_cycle":
-        if not steps_per_epoch or steps_per_epoch < 1:
-            raise ValueError(
-                "`schedule='one_cycle'` sets the learning rate per step and needs the number "
-                "of steps: pass steps_per_epoch (ceil(training images / batch size)). "
-                f"Received: steps_per_epoch={steps_per_epoch!r}"
-            )
         learning_rate = OneCycle(config.learning_rate, config.epochs * steps_per_epoch)
+    elif config.schedule == "multistep":
+        per = steps_per_epoch if config.milestone_unit == "epoch" else 1
+        learning_rate = multistep(
+            config.learning_rate,
+            [milestone * per for milestone in config.milestones],
+            config.gamma,
+            config.warmup_steps,
+            config.warmup_learning_rate,
+        )
     jit = config.jit_compile
     if jit is None:
         jit = default_jit_compile(keras.backend.backend())
@@ -169,6 +184,9 @@ def compile_model(
             momentum=config.momentum,
             nesterov=config.nesterov,
             l2=config.weight_decay,
+            decay_vectors=config.decay_norm_and_bias,
+            use_ema=config.ema,
+            ema_momentum=config.ema_momentum,
         ),
         loss=recipe_loss(config.label_smoothing),
         metrics=["accuracy"],
@@ -374,7 +392,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         )
 
     model = build_training_model(config, mean, std, split.num_classes, split.image_size)
-    compile_model(model, config, steps_per_epoch=-(-len(x_train) // config.batch_size))
+    steps_per_epoch = -(-len(x_train) // config.batch_size)
+    compile_model(model, config, steps_per_epoch=steps_per_epoch)
+    epochs = config.epochs
+    if config.max_steps:  # the epoch of the last step is the last
+        epochs = min(epochs, -(-config.max_steps // steps_per_epoch))
 
     history_path = run_dir / HISTORY_FILE
     best_path = run_dir / BEST_MODEL_FILE
@@ -395,18 +417,24 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         validation = pipeline.EpochBatches(
             x_val, y_val, config.batch_size, config.seed, shuffle=False
         )
+    # With --ema, the model holds the weights' average between the two EMA lists.
+    average_in, training_back = ema_callbacks(config)
     callbacks = [
         pipeline.EpochSeeds(config.seed, batches),
         learning_rate_callback(config),
+        *([StopAtStep(config.max_steps)] if config.max_steps else []),
+        *average_in,
         stopper,
         HistoryWriter(history_path),
+        *training_back,
         AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
     ]
     # A run killed after its last epoch but before its test metrics has nothing to fit.
-    if not training_complete(read_history(history_path, missing_ok=True), config):
+    rows = read_history(history_path, missing_ok=True)
+    if not training_complete(rows, config, epochs=epochs):
         model.fit(
             batches,
-            epochs=config.epochs,
+            epochs=epochs,
             validation_data=validation,
             validation_batch_size=None if split.streamed else config.batch_size,
             shuffle=False,  # the order is the batches' own
@@ -426,6 +454,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         batch_size=max(256, config.batch_size),
         replicas=replicas,
         flip=config.flip_test,
+        translate=config.test_translate,
     )
     metrics.update(
         class_names=list(split.class_names),

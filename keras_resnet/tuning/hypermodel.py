@@ -1,7 +1,8 @@
 """The search space and the HyperModel: a trial is the recipe with a few fields chosen.
 
 The space is the initial learning rate (log scale) and, where the schedule is StepLR, its
-step size; gamma, weight decay, the shortcut type and the depth can be added. Everything
+step size; gamma, weight decay, the shortcut type, the depth, label smoothing and the
+weights' moving average (``ema``) can be added. Everything
 else is the ``TrainConfig`` the training command uses, and every piece of a trial (data
 split, model, optimizer, schedule, callbacks) comes from ``keras_resnet.recipe``: a trial
 is the same ``model.fit`` as a training run with a few config fields changed. With the
@@ -20,7 +21,7 @@ import numpy as np
 
 from keras_resnet import extras
 from keras_resnet.models.specs import MODEL_SPECS
-from keras_resnet.recipe.callbacks import learning_rate_callback
+from keras_resnet.recipe.callbacks import StopAtStep, ema_callbacks, learning_rate_callback
 from keras_resnet.recipe.config import TrainConfig
 from keras_resnet.recipe.data import ImageFiles
 from keras_resnet.recipe.pipeline import EpochBatches, EpochSeeds
@@ -32,7 +33,24 @@ kt = extras.require("keras_tuner", "A hyperparameter search")
 OBJECTIVE = MONITOR  # "val_accuracy"
 # Hyperparameters searched by default, then those a search may add (SearchSpace.extra).
 DEFAULT_HYPERPARAMETERS = ("learning_rate", "step_size")
-OPTIONAL_HYPERPARAMETERS = ("gamma", "weight_decay", "shortcut", "model")
+OPTIONAL_HYPERPARAMETERS = ("gamma", "weight_decay", "shortcut", "model", "label_smoothing", "ema")
+
+
+def boolean(text: str) -> bool:
+    """A true/false value given as text (``--fixed ema=true``).
+
+    Example:
+        >>> boolean("true"), boolean("off")
+        (True, False)
+    """
+    value = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}.get(
+        text.strip().lower()
+    )
+    if value is None:
+        raise ValueError(f"expected true or false. Received: {text!r}")
+    return value
+
+
 # The value type of each hyperparameter (for hp.Fixed overrides given as text).
 HYPERPARAMETER_TYPES = {
     "learning_rate": float,
@@ -41,11 +59,14 @@ HYPERPARAMETER_TYPES = {
     "weight_decay": float,
     "shortcut": str,
     "model": str,
+    "label_smoothing": float,
+    "ema": boolean,
 }
 # The shortcuts a search may choose between (option C only adds parameters to option B).
 SEARCHED_SHORTCUTS = ("zero_pad", "projection")
 GAMMA_RANGE = (0.05, 0.5)  # log scale
 WEIGHT_DECAY_RANGE = (1e-5, 1e-3)  # log scale
+LABEL_SMOOTHING_RANGE = (0.0, 0.3, 0.05)  # low, high, step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +82,9 @@ class SearchSpace:
         step_size_step: spacing of the step sizes tried; None gives ``max(1, epochs // 4)``.
         extra: optional hyperparameters to search as well (``OPTIONAL_HYPERPARAMETERS``):
             gamma in [0.05, 0.5] (log), weight decay in [1e-5, 1e-3] (log), the shortcut
-            ("zero_pad" or "projection"), and the model among those of the same family
-            (block type and stem) as the config's.
+            ("zero_pad" or "projection"), the model among those of the same family
+            (block type and stem) as the config's, label smoothing in 0, 0.05, ..., 0.3,
+            and ``ema`` (on or off).
 
     Example:
         >>> SearchSpace().resolved_step_size(epochs=100)
@@ -247,6 +269,17 @@ class ResNetHyperModel(kt.HyperModel):
             )
         if "model" in space.extra:
             values["model"] = hp.Choice("model", same_family(config.model), default=config.model)
+        if "label_smoothing" in space.extra:
+            low, high, step = LABEL_SMOOTHING_RANGE
+            values["label_smoothing"] = hp.Float(
+                "label_smoothing",
+                low,
+                high,
+                step=step,
+                default=round(_clip(config.label_smoothing, (low, high)) / step) * step,
+            )
+        if "ema" in space.extra:
+            values["ema"] = hp.Boolean("ema", default=config.ema)
         return dataclasses.replace(config, **values)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
@@ -283,13 +316,18 @@ class ResNetHyperModel(kt.HyperModel):
             else:
                 kwargs.setdefault("validation_batch_size", batch_size)
         # The seeds first; then the schedule: it adds the epoch's learning rate to the logs
-        # the others see.
+        # the others see. KerasTuner's own callbacks come last, when the model holds the
+        # training weights.
+        average_in, training_back = ema_callbacks(config)
         callbacks = [
             EpochSeeds(config.seed, batches),
             learning_rate_callback(config),
+            *([StopAtStep(config.max_steps)] if config.max_steps else []),
+            *average_in,
             keras.callbacks.EarlyStopping(
                 monitor=OBJECTIVE, mode="max", patience=config.resolved_patience
             ),
+            *training_back,
             *callbacks,
         ]
         kwargs.setdefault("epochs", config.epochs)  # Hyperband passes its own

@@ -182,6 +182,20 @@ RECIPE_CHANGES = {
     "label_smoothing": 0.1,
     "flip_test": True,
     "image_size": 64,
+    "milestones": (10, 20),
+    "milestone_unit": "step",
+    "warmup_steps": 2,
+    "warmup_learning_rate": 0.02,
+    "max_steps": 1000,
+    "ema": True,
+    "ema_momentum": 0.9,
+    "decay_norm_and_bias": False,
+    "test_translate": 1,
+}
+# The fields a recipe change needs beside it, in the base and the changed config alike.
+RECIPE_BASES = {
+    "milestones": {"schedule": "multistep", "milestones": (5,)},
+    "warmup_steps": {"schedule": "multistep", "milestones": (5,)},
 }
 EXECUTION_CHANGES = {
     "output_dir": "elsewhere",
@@ -202,7 +216,7 @@ def test_every_field_is_classified():
 @pytest.mark.parametrize("name", sorted(RECIPE_CHANGES))
 def test_fingerprint_changes_with_recipe_fields(name, tmp_path):
     value = str(tmp_path) if name == "data_dir" else RECIPE_CHANGES[name]
-    base = TrainConfig()
+    base = TrainConfig(**RECIPE_BASES.get(name, {}))
     changed = dataclasses.replace(base, **{name: value})
     assert changed.fingerprint() != base.fingerprint()
     assert changed.resolved_run_name() != base.resolved_run_name()

@@ -12,6 +12,7 @@ import dataclasses
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,8 @@ def test_every_field_has_a_flag_except_those_the_command_omits(commands, command
 def _changed_value(field: dataclasses.Field, folder: str):
     """A valid value other than the field's default, from its type and choices alone."""
     choices = field.metadata["choices"]
-    if choices is not None:
-        return next(choice for choice in choices if choice != field.default)
+    if choices is not None:  # the last: "step" for schedule would need milestones
+        return [choice for choice in choices if choice != field.default][-1]
     kind = flags.value_type(field)
     if kind is bool:
         return not field.default
@@ -88,16 +89,33 @@ def _changed_value(field: dataclasses.Field, folder: str):
         return field.default / 2 or 0.5
     if kind is str:
         return folder  # an existing folder suits data_dir as well as any name
+    if typing.get_origin(kind) is tuple:
+        return (5, 10)
     raise TypeError(f"No test value for a {kind.__name__} field. Received: {field.name=}")
+
+
+# The flags a changed value needs beside it, and what they set.
+COMPANIONS = {"warmup_steps": (["--milestones=5"], {"schedule": "multistep", "milestones": (5,)})}
+# What a value sets besides its own field (--milestones alone selects the multistep schedule).
+IMPLIED = {"milestones": {"schedule": "multistep"}}
+
+
+def _flag_argv(flag: str, value) -> list[str]:
+    if isinstance(value, bool):
+        return [flag if value else "--no-" + flag[2:]]
+    if isinstance(value, tuple):
+        return [f"{flag}={','.join(map(str, value))}"]
+    return [f"{flag}={value}"]
 
 
 @pytest.mark.parametrize("name", sorted(flags.FIELDS))
 def test_a_flag_value_round_trips_into_the_config(name, tmp_path):
     field = flags.FIELDS[name]
     value = _changed_value(field, str(tmp_path))
-    flag = flags.flag_name(field)
-    argv = [flag] if value is True else [f"{flag}={value}"]
-    assert _config_from(argv) == dataclasses.replace(TrainConfig(), **{name: value})
+    companion_argv, companion_fields = COMPANIONS.get(name, ([], {}))
+    argv = [*companion_argv, *_flag_argv(flags.flag_name(field), value)]
+    expected = {**companion_fields, **IMPLIED.get(name, {}), name: value}
+    assert _config_from(argv) == dataclasses.replace(TrainConfig(), **expected)
 
 
 @pytest.mark.parametrize(

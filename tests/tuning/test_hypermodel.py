@@ -110,6 +110,24 @@ def test_extra_hyperparameters_have_documented_ranges(split):
     assert same_family("resnet18") == ("resnet18", "resnet34")
 
 
+def test_the_fast_recipe_can_search_its_peak_label_smoothing_and_moving_average(split):
+    hp = kt.HyperParameters()
+    space = SearchSpace(extra=("label_smoothing", "ema"))
+    hypermodel = ResNetHyperModel(TrainConfig.from_recipe("fast", **ONE_CYCLE), split, space)
+    config = hypermodel.trial_config(hp)
+    found = {p.name: p for p in hp.space}
+    assert list(found) == ["learning_rate", "label_smoothing", "ema"]
+    assert (found["label_smoothing"].min_value, found["label_smoothing"].max_value) == (0.0, 0.3)
+    assert found["label_smoothing"].step == 0.05
+    assert found["label_smoothing"].default == pytest.approx(0.1)  # the fast recipe's
+    assert found["ema"].default is False
+    assert (config.label_smoothing, config.ema) == (pytest.approx(0.1), False)
+    fixed = tuning.fixed_hyperparameters({"ema": tuning.hypermodel.boolean("on")})
+    assert hypermodel.trial_config(fixed).ema is True
+    with pytest.raises(ValueError, match="Received: 'maybe'$"):
+        tuning.hypermodel.boolean("maybe")
+
+
 def test_a_grid_step_spaces_the_learning_rates(split):
     hp = kt.HyperParameters()
     space = SearchSpace(learning_rate=(0.01, 1.0), learning_rate_step=10.0)
