@@ -48,7 +48,14 @@ QUICK = {
 }
 # Fields that change only how a run executes or reports, not what it computes; they are
 # left out of the run's fingerprint, so changing them resumes the same run.
-EXECUTION_FIELDS = ("output_dir", "run_name", "cache_dir", "verbose", "jit_compile")
+EXECUTION_FIELDS = (
+    "output_dir",
+    "run_name",
+    "cache_dir",
+    "verbose",
+    "jit_compile",
+    "allow_emulated_precision",
+)
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
 LATER_FIELDS = {"schedule": "step", "nesterov": False, "label_smoothing": 0.0, "flip_test": False}
@@ -173,6 +180,12 @@ class TrainConfig:
         group="run",
         choices=PRECISIONS,
     )
+    # Off: a precision the CPU would emulate is refused before training (hardware.py).
+    allow_emulated_precision: bool = _field(
+        False,
+        "train in bf16 or fp16 even on a CPU that would emulate it (many times slower than fp32)",
+        group="run",
+    )
     distribute: bool = _field(
         False, "data-parallel over all local devices (jax, tensorflow)", group="run"
     )
@@ -221,7 +234,7 @@ class TrainConfig:
         check_number(self.weight_decay, "weight_decay", low=0.0)
         check_number(self.gamma, "gamma", low=0.0, high=1.0, low_open=True)
         check_number(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
-        for name in ("nesterov", "flip_test"):
+        for name in ("nesterov", "flip_test", "allow_emulated_precision"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be True or False. Received: {name}={getattr(self, name)!r}"

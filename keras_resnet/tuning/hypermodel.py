@@ -19,7 +19,11 @@ import keras
 
 from keras_resnet import extras
 from keras_resnet.models.specs import MODEL_SPECS
-from keras_resnet.recipe.callbacks import learning_rate_callback
+from keras_resnet.recipe.callbacks import (
+    StopOnDivergence,
+    TrainingDivergedError,
+    learning_rate_callback,
+)
 from keras_resnet.recipe.config import TrainConfig
 from keras_resnet.recipe.run_folder import MONITOR
 from keras_resnet.recipe.training import Split, build_training_model, compile_model
@@ -260,12 +264,19 @@ class ResNetHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         """``model.fit`` with the trial's schedule callback and the recipe's early stopping.
 
+        A trial whose loss becomes NaN or infinite stops at that step and raises
+        ``keras_tuner.errors.FailedTrialError`` with the reason: KerasTuner marks it FAILED
+        and the search goes on (see ``tuners.make_tuner``).
+
         Example:
             >>> history = hypermodel.fit(hp, model, x, y, validation_data=val)  # doctest: +SKIP
         """
         config = self.trial_config(hp)
-        # The schedule first: it adds the epoch's learning rate to the logs the others see.
+        # The divergence check first, so that no later callback (KerasTuner's checkpoint,
+        # the trial's history) sees a diverged epoch; then the schedule: it adds the
+        # epoch's learning rate to the logs the others see.
         callbacks = [
+            StopOnDivergence(config.learning_rate),
             learning_rate_callback(config),
             keras.callbacks.EarlyStopping(
                 monitor=OBJECTIVE, mode="max", patience=config.resolved_patience
@@ -275,7 +286,11 @@ class ResNetHyperModel(kt.HyperModel):
         kwargs.setdefault("epochs", config.epochs)  # Hyperband passes its own
         kwargs.setdefault("batch_size", config.batch_size)
         kwargs.setdefault("verbose", config.verbose)
-        return model.fit(*args, shuffle=True, callbacks=callbacks, **kwargs)
+        try:
+            return model.fit(*args, shuffle=True, callbacks=callbacks, **kwargs)
+        except TrainingDivergedError as error:
+            # KerasTuner records the trial as FAILED (not retried) and goes on searching.
+            raise kt.errors.FailedTrialError(str(error)) from None
 
 
 def _clip(value: float, bounds: tuple[float, float]) -> float:
