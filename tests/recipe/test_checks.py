@@ -148,3 +148,13 @@ def test_an_output_dir_that_cannot_be_created_exits_2_with_one_line(cli, capsys,
         f"--output-dir that can be written. Received: output_dir='{output_dir}'"
     )
     assert blocker.read_text() == "not a folder"
+
+
+def test_config_json_records_the_device_and_the_machine(on_a_cpu):
+    from keras_resnet.recipe import run_folder
+
+    on_a_cpu(AVX2_ONLY)
+    record = run_folder.environment("synthetic")
+    assert record["device"] == "cpu"
+    assert record["machine"] == hardware.machine_record(AVX2_ONLY)
+    assert record["machine"]["cpu_flags"] == ["avx2", "fma"]
