@@ -147,9 +147,14 @@ def training_device(backend: str | None = None) -> str:
 
         found = jax.default_backend() != "cpu"
     elif backend == "torch":
-        from keras.src.backend.torch.core import get_device
+        try:  # Keras's own choice (it honours KERAS_TORCH_DEVICE); private, hence the fallback
+            from keras.src.backend.torch.core import get_device
+        except ImportError:
+            import torch
 
-        found = not str(get_device()).startswith("cpu")
+            found = torch.cuda.is_available()
+        else:
+            found = not str(get_device()).startswith("cpu")
     else:
         found = False
     return ACCELERATOR if found else CPU
