@@ -21,8 +21,8 @@ are done, writes the summary; workers train.
 A trial whose loss becomes NaN or infinite stops at that step and is recorded as FAILED,
 with the reason in summary.csv's ``failure`` column; the search goes on. Exit status: 0
 done; 2 a refused command or setup (a bad flag, a precision the CPU would emulate, a
-project that cannot be resumed); 3 --retrain-best found nothing to retrain (every trial
-failed) or the retrained winner diverged.
+--directory that cannot be created, a project that cannot be resumed); 3 --retrain-best
+found nothing to retrain (every trial failed) or the retrained winner diverged.
 """
 
 from __future__ import annotations
@@ -174,6 +174,17 @@ def parse_search(argv=None):
     return config, space, fixed, role, project_name, args
 
 
+def _make_directory(directory: str) -> None:
+    """Create the projects' parent folder, or raise a one-line ValueError saying why not."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot create the search folder {directory}: {error.strerror or error}. Choose "
+            f"a --directory that can be written. Received: directory={directory!r}"
+        ) from None
+
+
 def _parse_fixed(item: str) -> tuple[str, object]:
     from keras_resnet.tuning.hypermodel import HYPERPARAMETER_TYPES
 
@@ -208,6 +219,7 @@ def main(argv=None) -> dict:
 
     try:
         training.check_precision(config)  # an UnsupportedSetupError, a ValueError
+        _make_directory(args.directory)
         split = training.prepare_split(config)
         # Trials see the training and validation parts only.
         model_space = hypermodel.ResNetHyperModel(config, split, space)

@@ -158,3 +158,15 @@ def test_config_json_records_the_device_and_the_machine(on_a_cpu):
     assert record["device"] == "cpu"
     assert record["machine"] == hardware.machine_record(AVX2_ONLY)
     assert record["machine"]["cpu_flags"] == ["avx2", "fma"]
+
+
+def test_a_search_directory_that_cannot_be_created_exits_2_with_one_line(
+    search_cli, capsys, tmp_path
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    directory = blocker / "searches"
+    assert _refused(search_cli.main, [*TINY_FLAGS, f"--directory={directory}"], capsys) == (
+        f"error: Cannot create the search folder {directory}: Not a directory. Choose a "
+        f"--directory that can be written. Received: directory='{directory}'"
+    )
