@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -46,15 +47,17 @@ class StopOnDivergence(keras.callbacks.Callback):
     the epoch's end, before the callbacks after this one. Put it first in the list.
 
     The message names the epoch and step (1-based) and suggests a rate ten times lower
-    than ``learning_rate`` (the ``--lr`` given), else than the optimizer's rate at the time.
+    than ``learning_rate`` (the ``--lr`` given), else than the optimizer's rate at the time;
+    ``note()``, if given, adds a sentence (``train`` says what the run folder keeps).
 
     Example:
         >>> model.fit(x, y, callbacks=[StopOnDivergence(0.1), ...])  # doctest: +SKIP
     """
 
-    def __init__(self, learning_rate: float | None = None):
+    def __init__(self, learning_rate: float | None = None, note: Callable[[], str] | None = None):
         super().__init__()
         self.learning_rate = learning_rate
+        self.note = note
         self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -78,10 +81,13 @@ class StopOnDivergence(keras.callbacks.Callback):
         rate = self.learning_rate
         if rate is None:
             rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        raise TrainingDivergedError(
+        message = (
             f"Training diverged: {what}. Lower the learning rate (--lr {rate:g}; try "
             f"{rate / 10:g} or less)."
         )
+        if self.note is not None:
+            message += f" {self.note()}"
+        raise TrainingDivergedError(message)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

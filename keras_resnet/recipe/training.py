@@ -27,7 +27,6 @@ from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
     StopOnDivergence,
-    TrainingDivergedError,
     learning_rate_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
@@ -388,9 +387,9 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # on disk. (A kill in the instant between renaming best.keras and rewriting the
     # history can leave best.keras from the epoch that is then rerun.)
     # The divergence check first: at a non-finite loss it leaves fit before any file is
-    # written with the diverged weights.
+    # written with the diverged weights, saying what the run folder keeps.
     callbacks = [
-        StopOnDivergence(config.learning_rate),
+        StopOnDivergence(config.learning_rate, note=lambda: _kept_after_divergence(run_dir)),
         learning_rate_callback(config),
         stopper,
         HistoryWriter(history_path),
@@ -398,19 +397,16 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     ]
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     if not training_complete(read_history(history_path, missing_ok=True), config):
-        try:
-            model.fit(
-                x_train,
-                y_train,
-                batch_size=config.batch_size,
-                epochs=config.epochs,
-                validation_data=(x_val, y_val),
-                shuffle=True,
-                callbacks=callbacks,
-                verbose=config.verbose,
-            )
-        except TrainingDivergedError as error:
-            raise TrainingDivergedError(f"{error} {_kept_after_divergence(run_dir)}") from None
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=(x_val, y_val),
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
 
     # The run folder, not this process's memory, says which epoch was best: after a
     # resume this process may not have trained it.
