@@ -152,7 +152,7 @@ def describe(shapes: dict[str, list[tuple]], name: str | None = None) -> str:
 
     Example:
         >>> describe({"conv1_conv": [(3, 3, 3, 16)], "conv2_block1_1_conv": [(3, 3, 16, 16)]})
-        'a ResNet with 1 block per stage (basic blocks, 16 stem channels; not a registered model)'
+        'a ResNet with 1 block per stage: basic blocks, 16 stem channels, not a registered model'
     """
     blocks: dict[int, set[int]] = {}
     bottleneck = False
@@ -161,7 +161,6 @@ def describe(shapes: dict[str, list[tuple]], name: str | None = None) -> str:
         if match:
             blocks.setdefault(int(match[1]), set()).add(int(match[2]))
             bottleneck = bottleneck or layer.endswith("_3_conv")
-    prefix = f"{name} " if name else ""
     if not blocks or "conv1_conv" not in shapes:
         kind = f"a network of {len(shapes)} layers with weights, not a keras_resnet ResNet"
         return f"{name} ({kind})" if name else kind
@@ -173,7 +172,8 @@ def describe(shapes: dict[str, list[tuple]], name: str | None = None) -> str:
             return registered if name in (None, registered) else f"{name} ({registered})"
     layout = "-".join(map(str, per_stage))
     unit = "block per stage" if set(per_stage) == {1} else "blocks per stage"
-    return (
-        f"{prefix}a ResNet with {layout} {unit} ({block} blocks, {stem_width} stem channels; "
-        "not a registered model)"
+    kind = (
+        f"a ResNet with {layout} {unit}: {block} blocks, {stem_width} stem channels, not a "
+        "registered model"
     )
+    return f"{name} ({kind})" if name else kind

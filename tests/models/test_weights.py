@@ -42,14 +42,17 @@ def test_weights_of_another_depth_name_both_models_and_the_first_layer(resnet20_
     )
 
 
-def test_weights_of_another_family_name_the_first_differing_shape(resnet20_files):
+def test_weights_of_other_widths_name_the_first_differing_shape(resnet20_files):
     path = resnet20_files / "resnet20.weights.h5"
-    resnet18 = lambda **kw: keras_resnet.ResNet18(num_classes=10, input_shape=(32, 32, 3), **kw)  # noqa: E731
-    assert _refused(resnet18, path) == (
-        f"{path} holds the weights of resnet20, which do not fit resnet18: the first layer "
-        "that differs is conv1_conv (variable shapes [(3, 3, 3, 16)] in the file, "
-        "[(3, 3, 3, 64)] in the model). Build the model the file was saved from, or pass "
-        f"another file. Received: weights='{path}'"
+    # ResNet-20's depth at twice its widths (small to build, unlike ResNet-18).
+    wide = keras_resnet.ResNetSpec("basic", (3, 3, 3), (32, 64, 128), "zero_pad", "cifar", 10, 32)
+    build = lambda **kw: keras_resnet.build_resnet(wide, name="wide_resnet20", **kw)  # noqa: E731
+    assert _refused(build, path) == (
+        f"{path} holds the weights of resnet20, which do not fit wide_resnet20 (a ResNet with "
+        "3-3-3 blocks per stage: basic blocks, 32 stem channels, not a registered model): "
+        "the first layer that differs is conv1_conv (variable shapes [(3, 3, 3, 16)] in the "
+        "file, [(3, 3, 3, 32)] in the model). Build the model the file was saved from, or "
+        f"pass another file. Received: weights='{path}'"
     )
 
 
@@ -102,6 +105,6 @@ def test_describe_names_registered_and_unregistered_resnets():
         keras_resnet.ResNetSpec("basic", (2, 1), (16, 32), stem="cifar", input_size=32)
     )
     assert describe(model_weight_shapes(custom), "mine") == (
-        "mine a ResNet with 2-1 blocks per stage (basic blocks, 16 stem channels; not a "
+        "mine (a ResNet with 2-1 blocks per stage: basic blocks, 16 stem channels, not a "
         "registered model)"
     )
