@@ -16,6 +16,10 @@ The table gives each row's ratio to the PyTorch reference of the same model, and
 achieved FLOP/s (2 FLOPs per multiply-accumulate of the forward pass, training counted as
 3 forward passes) next to the machine's measured matrix-multiply peak.
 
+The results record the machine (``keras_resnet.hardware.machine_record``: the CPU model,
+its speed-deciding flags such as avx512_bf16 and amx_bf16, the core count), printed above
+the table, since the same command gives other figures on another CPU.
+
 Each row also gives the share of CPU time the host took away during its measurement
 (*steal*, from ``/proc/stat`` on a Linux virtual machine): on a shared host a row measured
 under high steal ran on fewer cores than the others, so compare rows only where it is low.
@@ -45,6 +49,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from keras_resnet import hardware
 
 # --- settings ------------------------------------------------------------------------------
 MODELS = ("resnet18", "resnet50")
@@ -648,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     Example:
         >>> results = main(["--models", "resnet18", "--steps=1", "--repeats=1"])
         >>> sorted(results)
-        ['failures', 'input_side_table', 'matmul_peak', 'rows', 'settings', 'table']
+        ['failures', 'input_side_table', 'machine', 'matmul_peak', 'rows', 'settings', 'table']
     """
     args = parse_args(argv)
     if args.worker:
@@ -686,12 +692,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for failure in failures
         )
     settings = {key: value for key, value in vars(args).items() if key not in ("json", "worker")}
+    machine = hardware.machine_record()
+    print(f"machine: {hardware.describe_machine(machine)}")
     print(f"matrix-multiply peak: {peak['flops'] / 1e12:.3f} TFLOP/s on {peak['device']}")
     print(table)
     print()
     print(input_table)
     results = {
         "settings": settings,
+        "machine": machine,
         "matmul_peak": peak,
         "rows": rows,
         "table": table,

@@ -9,19 +9,21 @@ training time at which validation accuracy first reached each ``--thresholds`` v
 with ``--plot``, draws validation accuracy against training time
 (``keras_resnet.plots.plot_time_to_accuracy``). Training time is the sum of the run's
 ``epoch_seconds`` (each epoch's training and validation pass; loading the data and the
-final test evaluation are not included).
+final test evaluation are not included). Under the table, each run's machine (the CPU
+model and flags its ``config.json`` records) is listed, since the times depend on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from keras_resnet import plots
+from keras_resnet import hardware, plots
 from keras_resnet.recipe import run_folder
 
 THRESHOLDS = (0.8, 0.85, 0.9)
@@ -49,6 +51,7 @@ def summarize_run(run_dir: str | Path, thresholds: Sequence[float] = THRESHOLDS)
     metrics_path = run_dir / run_folder.METRICS_FILE
     metrics = run_folder.read_test_metrics(metrics_path) if metrics_path.exists() else {}
     return {
+        "machine": recorded_machine(run_dir),
         "run_dir": str(run_dir),
         "elapsed_minutes": minutes.tolist(),
         "val_accuracy": accuracy.tolist(),
@@ -60,6 +63,36 @@ def summarize_run(run_dir: str | Path, thresholds: Sequence[float] = THRESHOLDS)
         "single_view_test_accuracy": metrics.get("single_view_test_accuracy"),
         "minutes_to": reached,
     }
+
+
+def recorded_machine(run_dir: str | Path) -> dict | None:
+    """The machine a run's ``config.json`` records (``hardware.machine_record``), or None
+    (a run from before the record, or no readable ``config.json``).
+
+    Example:
+        >>> recorded_machine("runs/b")["cpu_model"]  # doctest: +SKIP
+        'AMD EPYC'
+    """
+    try:
+        record = json.loads((Path(run_dir) / run_folder.CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("machine") if isinstance(record, dict) else None
+
+
+def format_machines(summaries: dict[str, dict]) -> str:
+    """One line per run: its label and machine (``hardware.describe_machine``).
+
+    Example:
+        >>> format_machines({"fast": {"machine": None}})
+        'machines:\n- fast: not recorded'
+    """
+    lines = ["machines:"]
+    for label, run in summaries.items():
+        machine = run.get("machine")
+        text = "not recorded" if machine is None else hardware.describe_machine(machine)
+        lines.append(f"- {label}: {text}")
+    return "\n".join(lines)
 
 
 def format_table(summaries: dict[str, dict], thresholds: Sequence[float] = THRESHOLDS) -> str:
@@ -141,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         raise SystemExit(2) from None
     table = format_table(summaries, args.thresholds)
     print(table)
+    print(format_machines(summaries))
     if args.plot:
         curves = {
             label: (run["elapsed_minutes"], run["val_accuracy"], run["test_accuracy"])

@@ -10,6 +10,10 @@ has each value and its source); ``--recipe fast`` is a preset of fewer, larger s
 Running the same command again resumes an interrupted run from its last finished epoch; a
 finished run is reported, not retrained (--overwrite retrains).
 Regenerate a run's plots with ``python -m keras_resnet.plots RUN_DIR``.
+
+Exit status: 0 a finished run; 2 the command or its setup refused before training (a bad
+flag, a precision the CPU would emulate, a run folder that cannot be used); 3 training
+diverged (a NaN or infinite loss: the run folder keeps its last good epoch and best model).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The exit status of a run stopped at a non-finite loss (2 is a refused command).
+EXIT_DIVERGED = 3
 
 from keras_resnet.recipe.config import TrainConfig  # noqa: E402
 from keras_resnet.recipe.flags import add_config_arguments, parse_flags  # noqa: E402
@@ -48,13 +55,22 @@ def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
 def main(argv=None) -> dict:
     """Run the training job; returns its test metrics."""
     config, args = parse_config(argv)
-    from keras_resnet.recipe import DataSourceError, RunFolderError, UnsupportedSetupError, train
+    from keras_resnet.recipe import (
+        DataSourceError,
+        RunFolderError,
+        TrainingDivergedError,
+        UnsupportedSetupError,
+        train,
+    )
 
     try:
         result = train(config, resume=args.resume, overwrite=args.overwrite)
     except (DataSourceError, RunFolderError, UnsupportedSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDivergedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_DIVERGED) from None
     return dataclasses.asdict(result)
 
 

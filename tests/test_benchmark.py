@@ -242,3 +242,27 @@ def test_table_shows_the_cpu_steal_of_each_row():
     rows = benchmark.add_ratios([benchmark.make_row("torch", "resnet18", 32, measured)])
     header, _, line = benchmark.format_table(rows, peak_flops=1e12).splitlines()
     assert header.endswith("| CPU steal |") and line.endswith("| 900 | 42% |")
+
+
+def test_the_results_record_and_print_the_machine(tmp_path, monkeypatch, capsys):
+    from keras_resnet import hardware
+
+    cpu = hardware.CpuInfo("Test CPU 9000", frozenset({"avx2", "fma", "amx_bf16", "fpu"}))
+    monkeypatch.setattr(hardware, "cpu_info", lambda *_: cpu)
+    measured = {
+        "train": {"median": 10.0},
+        "inference": {"median": 30.0},
+        "macs": 5e8,
+        "peak_rss_mib": 900.0,
+    }
+    monkeypatch.setattr(benchmark, "measure_in_subprocess", lambda *_: measured)
+    monkeypatch.setattr(benchmark, "matmul_peak_flops", lambda **_: {"flops": 1e12, "device": "x"})
+    out = tmp_path / "results.json"
+    results = benchmark.main(["--models=resnet18", "--backends", "torch", f"--json={out}"])
+    assert results["machine"] == hardware.machine_record(cpu)
+    assert results["machine"]["cpu_model"] == "Test CPU 9000"
+    assert results["machine"]["cpu_flags"] == ["avx2", "fma", "amx_bf16"]
+    assert json.loads(out.read_text())["machine"] == results["machine"]
+    count = results["machine"]["cpu_count"]
+    printed = f"machine: Test CPU 9000, {count} CPUs, flags: avx2 fma amx_bf16"
+    assert printed in capsys.readouterr().out.splitlines()

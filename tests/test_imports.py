@@ -20,7 +20,16 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "keras_resnet"
 HEAVY = ("keras", "tensorflow", "jax", "torch", "tensorflow_datasets", "matplotlib", "keras_tuner")
 OPTIONAL = ("tensorflow_datasets", "matplotlib", "keras_tuner", "tensorboard", "PIL")
 # What each layer may import from the package (the shared modules are stdlib-only or Keras-only).
-SHARED = {"keras_resnet", "_lazy", "validation", "atomic", "extras", "serialization", "_compat"}
+SHARED = {
+    "keras_resnet",
+    "_lazy",
+    "validation",
+    "atomic",
+    "extras",
+    "serialization",
+    "_compat",
+    "hardware",
+}
 ALLOWED = {
     "models": {"models", "_lazy", "validation"},
     "recipe": {"models", "recipe", "plots", *SHARED},

@@ -116,3 +116,21 @@ def test_a_damaged_run_folder_exits_2_naming_the_file(tmp_path, capsys, damage, 
         time_to_accuracy.main([f"fast={run}"])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_each_run_s_machine_is_listed_under_the_table(tmp_path, capsys):
+    from keras_resnet import hardware
+
+    recorded = _run(tmp_path / "new", [60], [0.5])
+    machine = hardware.machine_record(hardware.CpuInfo("Test CPU", frozenset({"avx2", "fpu"})))
+    (recorded / "config.json").write_text(json.dumps({"machine": machine}))
+    older = _run(tmp_path / "old", [60], [0.5])
+    summary = time_to_accuracy.summarize_run(recorded)
+    assert summary["machine"] == machine
+    time_to_accuracy.main([f"new={recorded}", f"old={older}"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-3:] == [
+        "machines:",
+        f"- new: Test CPU, {machine['cpu_count']} CPUs, flags: avx2",
+        "- old: not recorded",
+    ]

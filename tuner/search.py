@@ -17,6 +17,12 @@ KERASTUNER_TUNER_ID=chief and once per worker with KERASTUNER_TUNER_ID=tuner0, t
 all with KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT naming the chief's address; the
 --directory must be one folder all of them see. The chief hands out trials and, when all
 are done, writes the summary; workers train.
+
+A trial whose loss becomes NaN or infinite stops at that step and is recorded as FAILED,
+with the reason in summary.csv's ``failure`` column; the search goes on. Exit status: 0
+done; 2 a refused command or setup (a bad flag, a precision the CPU would emulate, a
+--directory that cannot be created, a project that cannot be resumed); 3 --retrain-best
+found nothing to retrain (every trial failed) or the retrained winner diverged.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_DIVERGED = 3  # as experiments/cifar10.py
 
 from keras_resnet.recipe.flags import add_config_arguments, config_from_args  # noqa: E402
 
@@ -167,6 +175,17 @@ def parse_search(argv=None):
     return config, space, fixed, role, project_name, args
 
 
+def _make_directory(directory: str) -> None:
+    """Create the projects' parent folder, or raise a one-line ValueError saying why not."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot create the search folder {directory}: {error.strerror or error}. Choose "
+            f"a --directory that can be written. Received: directory={directory!r}"
+        ) from None
+
+
 def _parse_fixed(item: str) -> tuple[str, object]:
     from keras_resnet.tuning.hypermodel import HYPERPARAMETER_TYPES
 
@@ -192,6 +211,7 @@ def main(argv=None) -> dict:
     from keras_resnet.recipe import (
         DataSourceError,
         RunFolderError,
+        TrainingDivergedError,
         UnsupportedSetupError,
         run_folder,
         training,
@@ -199,6 +219,8 @@ def main(argv=None) -> dict:
     from keras_resnet.tuning import hypermodel, report, tuners
 
     try:
+        training.check_precision(config)  # an UnsupportedSetupError, a ValueError
+        _make_directory(args.directory)
         split = training.prepare_split(config)
         # Trials see the training and validation parts only.
         model_space = hypermodel.ResNetHyperModel(config, split, space)
@@ -238,7 +260,11 @@ def main(argv=None) -> dict:
     print("plots: " + ", ".join(str(path) for path in figures))
     result = {"role": role, "summary": rows}
     if args.retrain_best:
-        best = report.best_config(tuner)
+        try:
+            best = report.best_config(tuner)
+        except tuners.SearchFolderError as error:  # every trial failed
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_DIVERGED) from None
         if args.retrain_epochs is not None:
             best = dataclasses.replace(best, epochs=args.retrain_epochs)
         print(
@@ -254,6 +280,9 @@ def main(argv=None) -> dict:
         except (RunFolderError, UnsupportedSetupError) as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+        except TrainingDivergedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_DIVERGED) from None
         result["retrained"] = dataclasses.asdict(trained)
         print(
             f"best trial retrained: test accuracy {trained.test_accuracy:.4f} "

@@ -11,6 +11,7 @@ from keras_resnet.models import blocks
 from keras_resnet.models.data_format import channel_axis
 from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
 from keras_resnet.models.torchvision import load_torchvision_weights
+from keras_resnet.models.weights import load_weights
 from keras_resnet.validation import check_integer
 
 POOLINGS = (None, "avg", "max")
@@ -209,7 +210,7 @@ def build_resnet(
     if weights is not None and str(weights).endswith(PTH_SUFFIXES):
         load_torchvision_weights(model, weights)
     elif weights is not None:
-        model.load_weights(weights)
+        load_weights(model, weights)
     return model
 
 

@@ -19,6 +19,7 @@ EXPORTS = {
     "TrainResult": "keras_resnet.recipe.training",
     "prepare_split": "keras_resnet.recipe.training",
     "RunFolderError": "keras_resnet.recipe.run_folder",
+    "TrainingDivergedError": "keras_resnet.recipe.callbacks",
     "UnsupportedSetupError": "keras_resnet.recipe.distribution",
     "DataSourceError": "keras_resnet.recipe.data",
     "load_cifar10": "keras_resnet.recipe.data",

@@ -1,10 +1,12 @@
-"""The recipe's callbacks: the learning rate per epoch, and a history and early stopping
-that survive a kill (the run folder, not the process's memory, holds their state)."""
+"""The recipe's callbacks: the learning rate per epoch, a history and early stopping that
+survive a kill (the run folder, not the process's memory, holds their state), and the
+divergence check that stops training at the first non-finite loss."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -76,6 +78,63 @@ def ema_callbacks(config: TrainConfig) -> tuple[list, list]:
     average_in = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: swap.on_test_begin())
     training_back = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: swap.on_test_end())
     return [swap, average_in], [training_back]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training stopped at a non-finite loss (``StopOnDivergence``)."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raise ``TrainingDivergedError`` at the first step whose loss is NaN or infinite.
+
+    Unlike ``keras.callbacks.TerminateOnNaN``, which lets the epoch end (its validation,
+    checkpoints and history row then see the NaN weights), the error leaves ``fit`` from
+    the step itself: no callback's ``on_epoch_end`` runs, so the files they write keep the
+    last good epoch. A finite training loss with a non-finite validation loss is caught at
+    the epoch's end, before the callbacks after this one. Put it first in the list.
+
+    The message names the epoch and step (1-based) and suggests a rate ten times lower
+    than ``learning_rate`` (the ``--lr`` given), else than the optimizer's rate at the time;
+    ``note()``, if given, adds a sentence (``train`` says what the run folder keeps).
+
+    Example:
+        >>> model.fit(x, y, callbacks=[StopOnDivergence(0.1), ...])  # doctest: +SKIP
+    """
+
+    def __init__(self, learning_rate: float | None = None, note: Callable[[], str] | None = None):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.note = note
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            steps = self.params.get("steps")
+            where = f"step {batch + 1}" + (f" of {steps}" if steps else "")
+            self._raise(
+                f"the training loss became {float(loss)} at epoch {self._epoch + 1}, {where}"
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("val_loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._raise(f"the validation loss became {float(loss)} at the end of epoch {epoch + 1}")
+
+    def _raise(self, what: str):
+        rate = self.learning_rate
+        if rate is None:
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        message = (
+            f"Training diverged: {what}. Lower the learning rate (--lr {rate:g}; try "
+            f"{rate / 10:g} or less)."
+        )
+        if self.note is not None:
+            message += f" {self.note()}"
+        raise TrainingDivergedError(message)
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -76,6 +76,7 @@ EXECUTION_FIELDS = (
     "verbose",
     "jit_compile",
     "memory_budget_mb",  # arrays or streamed files: the same images, the same batches
+    "allow_emulated_precision",
 )
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
@@ -270,6 +271,12 @@ class TrainConfig:
         group="run",
         choices=PRECISIONS,
     )
+    # Off: a precision the CPU would emulate is refused before training (hardware.py).
+    allow_emulated_precision: bool = _field(
+        False,
+        "train in bf16 or fp16 even on a CPU that would emulate it (many times slower than fp32)",
+        group="run",
+    )
     distribute: bool = _field(
         False, "data-parallel over all local devices (jax, tensorflow)", group="run"
     )
@@ -328,7 +335,13 @@ class TrainConfig:
         check_number(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
         check_number(self.warmup_learning_rate, "warmup_learning_rate", low=0.0, low_open=True)
         check_number(self.ema_momentum, "ema_momentum", low=0.0, high=1.0, high_open=True)
-        for name in ("nesterov", "flip_test", "ema", "decay_norm_and_bias"):
+        for name in (
+            "nesterov",
+            "flip_test",
+            "ema",
+            "decay_norm_and_bias",
+            "allow_emulated_precision",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be True or False. Received: {name}={getattr(self, name)!r}"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_resnet import atomic
+from keras_resnet import atomic, hardware
 from keras_resnet.recipe.config import TrainConfig
 from keras_resnet.validation import float_or_nan
 
@@ -165,7 +165,8 @@ def training_complete(rows: list[dict], config: TrainConfig, epochs: int | None 
 
 
 def environment(source: str) -> dict:
-    """Where and with what a run trains: backend, data format, versions, data, platform.
+    """Where and with what a run trains: backend, data format, versions, data, platform,
+    the device and the machine (CPU model and flags: ``hardware.machine_record``).
 
     Example:
         >>> environment("synthetic")["data_source"]  # doctest: +SKIP
@@ -183,6 +184,8 @@ def environment(source: str) -> dict:
         "versions": versions,
         "data_source": source,
         "platform": platform.platform(),
+        "device": hardware.training_device(),
+        "machine": hardware.machine_record(),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -209,7 +212,13 @@ def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: boo
                 f"{stored.get('fingerprint')} != {config.fingerprint()}). Use another "
                 "--run-name, or --overwrite to discard it."
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunFolderError(
+            f"Cannot create the run folder {run_dir}: {error.strerror or error}. Choose an "
+            f"--output-dir that can be written. Received: output_dir={config.output_dir!r}"
+        ) from None
     return run_dir, (run_dir / METRICS_FILE).exists()
 
 

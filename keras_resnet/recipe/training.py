@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_resnet import atomic, extras
+from keras_resnet import atomic, extras, hardware
 from keras_resnet._compat import AtomicBackupAndRestore
 from keras_resnet.models.builders import get_model
 from keras_resnet.models.data_format import channel_axis
@@ -27,11 +27,12 @@ from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
     StopAtStep,
+    StopOnDivergence,
     ema_callbacks,
     learning_rate_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
-from keras_resnet.recipe.distribution import distribution_scope
+from keras_resnet.recipe.distribution import UnsupportedSetupError, distribution_scope
 from keras_resnet.recipe.evaluation import evaluate_test_set
 from keras_resnet.recipe.losses import recipe_loss
 from keras_resnet.recipe.optimizers import TorchSGD
@@ -217,6 +218,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         2
     """
     scope = distribution_scope(config)  # checks first: nothing loaded or written yet
+    check_precision(config)
     run_dir, finished = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     if finished:
         if config.verbose:
@@ -339,6 +341,32 @@ def _channels_first(x):
     return x.transpose(0, 3, 1, 2)
 
 
+def check_precision(config: TrainConfig, device: str | None = None, cpu=None) -> None:
+    """Refuse a precision the training device would emulate (``hardware.precision_problem``):
+    bf16 on a CPU without native bf16, fp16 on any CPU, unless
+    ``config.allow_emulated_precision``.
+
+    ``device`` ("cpu" or "accelerator") and ``cpu`` (a ``hardware.CpuInfo``) default to
+    this machine's: the device the backend trains on, the CPU ``/proc/cpuinfo`` describes.
+
+    Raises:
+        UnsupportedSetupError: naming the missing CPU feature and what to use instead.
+
+    Example:
+        >>> slow_cpu = hardware.CpuInfo("AMD EPYC", frozenset({"avx2"}))
+        >>> check_precision(TrainConfig(precision="bf16"), device="cpu", cpu=slow_cpu)
+        Traceback (most recent call last):
+        ...
+        keras_resnet.recipe.distribution.UnsupportedSetupError: `precision='bf16'` would be ...
+    """
+    if config.precision == "fp32" or config.allow_emulated_precision:
+        return
+    device = device or hardware.training_device()
+    problem = hardware.precision_problem(config.precision, device, cpu or hardware.cpu_info())
+    if problem is not None:
+        raise UnsupportedSetupError(problem)
+
+
 @contextlib.contextmanager
 def precision_policy(config: TrainConfig):
     """Make the config's precision the global dtype policy, and restore the old one on exit.
@@ -365,6 +393,18 @@ def _multiple_of(replicas: int, x: np.ndarray, y: np.ndarray, part: str, verbose
             f"splits evenly over {replicas} replicas"
         )
     return data.take(x, np.arange(keep)), y[:keep]
+
+
+def _kept_after_divergence(run_dir: Path) -> str:
+    """What a diverged run's folder still holds: its good epochs and their best model."""
+    rows = read_history(run_dir / HISTORY_FILE, missing_ok=True)
+    if not rows or not (run_dir / BEST_MODEL_FILE).exists():
+        return f"No epoch had finished; {run_dir} holds no model."
+    best = best_row(rows)["epoch"] + 1
+    return (
+        f"{run_dir} keeps the {len(rows)} epoch(s) finished before it ({HISTORY_FILE}) and "
+        f"the best model, of epoch {best} ({BEST_MODEL_FILE})."
+    )
 
 
 def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult:
@@ -419,7 +459,10 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         )
     # With --ema, the model holds the weights' average between the two EMA lists.
     average_in, training_back = ema_callbacks(config)
+    # The divergence check first: at a non-finite loss it leaves fit before any file is
+    # written with the diverged weights, saying what the run folder keeps.
     callbacks = [
+        StopOnDivergence(config.learning_rate, note=lambda: _kept_after_divergence(run_dir)),
         pipeline.EpochSeeds(config.seed, batches),
         learning_rate_callback(config),
         *([StopAtStep(config.max_steps)] if config.max_steps else []),

@@ -21,7 +21,13 @@ import numpy as np
 
 from keras_resnet import extras
 from keras_resnet.models.specs import MODEL_SPECS
-from keras_resnet.recipe.callbacks import StopAtStep, ema_callbacks, learning_rate_callback
+from keras_resnet.recipe.callbacks import (
+    StopAtStep,
+    StopOnDivergence,
+    TrainingDivergedError,
+    ema_callbacks,
+    learning_rate_callback,
+)
 from keras_resnet.recipe.config import TrainConfig
 from keras_resnet.recipe.data import ImageFiles
 from keras_resnet.recipe.pipeline import EpochBatches, EpochSeeds
@@ -296,6 +302,10 @@ class ResNetHyperModel(kt.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         """``model.fit`` with the trial's schedule callback and the recipe's early stopping.
 
+        A trial whose loss becomes NaN or infinite stops at that step and raises
+        ``keras_tuner.errors.FailedTrialError`` with the reason: KerasTuner marks it FAILED
+        and the search goes on (see ``tuners.make_tuner``).
+
         Example:
             >>> history = hypermodel.fit(hp, model, x, y, validation_data=val)  # doctest: +SKIP
         """
@@ -315,11 +325,13 @@ class ResNetHyperModel(kt.HyperModel):
                 )
             else:
                 kwargs.setdefault("validation_batch_size", batch_size)
-        # The seeds first; then the schedule: it adds the epoch's learning rate to the logs
-        # the others see. KerasTuner's own callbacks come last, when the model holds the
-        # training weights.
+        # The divergence check first, so that no later callback (KerasTuner's checkpoint,
+        # the trial's history) sees a diverged epoch; the seeds next; then the schedule: it
+        # adds the epoch's learning rate to the logs the others see. KerasTuner's own
+        # callbacks come last, when the model holds the training weights.
         average_in, training_back = ema_callbacks(config)
         callbacks = [
+            StopOnDivergence(config.learning_rate),
             EpochSeeds(config.seed, batches),
             learning_rate_callback(config),
             *([StopAtStep(config.max_steps)] if config.max_steps else []),
@@ -334,7 +346,11 @@ class ResNetHyperModel(kt.HyperModel):
         kwargs.setdefault("verbose", config.verbose)
         if batches is None:
             kwargs["batch_size"] = batch_size
-        return model.fit(*args, shuffle=batches is None, callbacks=callbacks, **kwargs)
+        try:
+            return model.fit(*args, shuffle=batches is None, callbacks=callbacks, **kwargs)
+        except TrainingDivergedError as error:
+            # KerasTuner records the trial as FAILED (not retried) and goes on searching.
+            raise kt.errors.FailedTrialError(str(error)) from None
 
 
 def _clip(value: float, bounds: tuple[float, float]) -> float:

@@ -17,8 +17,9 @@ def summarize(tuner) -> list[dict]:
     """One row per trial, best validation accuracy first (unfinished trials last).
 
     Each row has the trial id and status, the hyperparameters' values, the best
-    validation accuracy (averaged over executions), the best epoch (1-based) and the
-    epochs and seconds the trial trained (from its ``history.csv``).
+    validation accuracy (averaged over executions), the best epoch (1-based), the
+    epochs and seconds the trial trained (from its ``history.csv``) and, only for a
+    FAILED trial, why (``failure``: "Training diverged: ..." for one stopped at a NaN loss).
 
     Example:
         >>> summarize(tuner)[0]["best_val_accuracy"]  # doctest: +SKIP
@@ -40,6 +41,8 @@ def summarize(tuner) -> list[dict]:
                 "seconds": round(sum(row.get("epoch_seconds", 0.0) for row in history), 1),
             }
         )
+        if trial.status == "FAILED":
+            rows[-1]["failure"] = failure_reason(trial.message)
     return sorted(
         rows,
         key=lambda row: (
@@ -48,6 +51,21 @@ def summarize(tuner) -> list[dict]:
             row["trial_id"],
         ),
     )
+
+
+def failure_reason(message: str | None) -> str:
+    """The error of a failed trial from KerasTuner's ``trial.message`` (a traceback): its
+    last line, without the exception's class.
+
+    Example:
+        >>> failure_reason("keras_tuner.errors.FailedTrialError: Training diverged: loss nan")
+        'Training diverged: loss nan'
+    """
+    lines = [line for line in (message or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    head, sep, rest = lines[-1].partition(": ")
+    return rest.strip() if sep and " " not in head else lines[-1].strip()
 
 
 def trial_histories(tuner) -> dict[str, dict]:

@@ -103,7 +103,9 @@ def make_tuner(
 
     Hyperband takes no ``max_trials``: its trials follow from the epochs
     (``hypermodel.config.epochs`` as ``max_epochs``) and ``hyperband_factor``. Unless
-    ``overwrite``, an existing project is checked (``check_project``) and resumed.
+    ``overwrite``, an existing project is checked (``check_project``) and resumed. A trial
+    that diverges is recorded as FAILED with its reason (``report.summarize``'s ``failure``)
+    and the search goes on, however many fail.
 
     Example:
         >>> tuner = make_tuner("random", hypermodel, directory="searches",  # doctest: +SKIP
@@ -149,6 +151,10 @@ def make_tuner(
         "directory": os.fspath(directory),
         "project_name": project_name,
         "overwrite": overwrite,
+        # A failed trial (one that diverged) is an answer about its hyperparameters, not a
+        # broken search: KerasTuner's default stops the search after 3 in a row, which a
+        # range of learning rates reaching too high can give. The trials are bounded anyway.
+        "max_consecutive_failed_trials": None,
     }
     if kind == "hyperband":
         options.update(max_epochs=hypermodel.config.epochs, factor=hyperband_factor)

@@ -204,6 +204,7 @@ EXECUTION_CHANGES = {
     "jit_compile": True,
     "verbose": 2,
     "memory_budget_mb": 1,
+    "allow_emulated_precision": True,
 }
 
 
