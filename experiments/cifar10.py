@@ -10,53 +10,15 @@ has each value and its source); ``--recipe fast`` is a preset of fewer, larger s
 Running the same command again resumes an interrupted run from its last finished epoch; a
 finished run is reported, not retrained (--overwrite retrains).
 Regenerate a run's plots with ``python -m keras_resnet.plots RUN_DIR``.
+
+This script is ``keras-resnet train`` (keras_resnet/cli/train.py holds the code).
 """
 
-from __future__ import annotations
-
-import argparse
-import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_resnet.recipe.config import TrainConfig  # noqa: E402
-from keras_resnet.recipe.flags import add_config_arguments, parse_flags  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line flags; each recipe flag maps onto a ``TrainConfig`` field."""
-    # Each flag's help names its default (every flag defaults to None, "not given").
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    run = parser.add_argument_group("run folder")
-    run.add_argument(
-        "--resume", action="store_true", help="require an existing run to continue (default: off)"
-    )
-    run.add_argument(
-        "--overwrite", action="store_true", help="discard an existing run folder (default: off)"
-    )
-    return parser
-
-
-def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
-    """Flags -> a validated ``TrainConfig``; invalid flags exit with status 2."""
-    return parse_flags(build_parser(), argv)
-
-
-def main(argv=None) -> dict:
-    """Run the training job; returns its test metrics."""
-    config, args = parse_config(argv)
-    from keras_resnet.recipe import DataSourceError, RunFolderError, UnsupportedSetupError, train
-
-    try:
-        result = train(config, resume=args.resume, overwrite=args.overwrite)
-    except (DataSourceError, RunFolderError, UnsupportedSetupError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return dataclasses.asdict(result)
-
+from keras_resnet.cli import _common
+from keras_resnet.cli.train import build_parser, main, parse_config  # noqa: F401
 
 if __name__ == "__main__":
+    _common.quiet_backends(sys.argv[1:])
     main()

@@ -48,7 +48,7 @@ QUICK = {
 }
 # Fields that change only how a run executes or reports, not what it computes; they are
 # left out of the run's fingerprint, so changing them resumes the same run.
-EXECUTION_FIELDS = ("output_dir", "run_name", "cache_dir", "verbose", "jit_compile")
+EXECUTION_FIELDS = ("output_dir", "run_name", "cache_dir", "verbose", "jit_compile", "tensorboard")
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
 LATER_FIELDS = {"schedule": "step", "nesterov": False, "label_smoothing": 0.0, "flip_test": False}
@@ -197,6 +197,12 @@ class TrainConfig:
         default_text="on for jax, off otherwise",
     )
     verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch", group="run")
+    tensorboard: bool = _field(
+        False,
+        "write TensorBoard logs into the run folder (tensorboard/): the epoch scalars and the "
+        "learning rate, no histograms",
+        group="run",
+    )
 
     def __post_init__(self):
         # Folders may be given as os.PathLike (pathlib.Path); keep them as str so that
@@ -221,7 +227,7 @@ class TrainConfig:
         check_number(self.weight_decay, "weight_decay", low=0.0)
         check_number(self.gamma, "gamma", low=0.0, high=1.0, low_open=True)
         check_number(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, high_open=True)
-        for name in ("nesterov", "flip_test"):
+        for name in ("nesterov", "flip_test", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be True or False. Received: {name}={getattr(self, name)!r}"

@@ -27,6 +27,7 @@ from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
     learning_rate_callback,
+    tensorboard_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
 from keras_resnet.recipe.distribution import distribution_scope
@@ -40,6 +41,7 @@ from keras_resnet.recipe.run_folder import (
     HISTORY_FILE,
     METRICS_FILE,
     MONITOR,
+    TENSORBOARD_DIR,
     best_row,
     environment,
     plot_run,
@@ -352,6 +354,8 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         HistoryWriter(history_path),
         AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
     ]
+    if config.tensorboard:
+        callbacks.append(tensorboard_callback(run_dir / TENSORBOARD_DIR))
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     if not training_complete(read_history(history_path, missing_ok=True), config):
         model.fit(

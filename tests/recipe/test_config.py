@@ -188,6 +188,7 @@ EXECUTION_CHANGES = {
     "cache_dir": "/tmp/another-cache",
     "jit_compile": True,
     "verbose": 2,
+    "tensorboard": True,
 }
 
 
