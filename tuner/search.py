@@ -27,5 +27,5 @@ from keras_resnet.cli import _common
 from keras_resnet.cli.search import _parse_fixed, build_parser, main, parse_search  # noqa: F401
 
 if __name__ == "__main__":
-    _common.quiet_backends(sys.argv[1:])
+    _common.quiet_backends(sys.argv[1:], uses_tensorflow=True)
     main()

@@ -26,6 +26,8 @@ NATIVE_NOISE = (
     b"All log messages before absl::InitializeLog() is called are written to STDERR",
     b"Could not find cuda drivers on your machine",
     b"oneDNN custom operations are on",
+    b"This TensorFlow binary is optimized to use available CPU instructions",
+    b"To enable the following instructions:",
 )
 
 
@@ -62,14 +64,16 @@ def program_name(prog: str) -> Iterator[None]:
         sys.argv[:1] = saved
 
 
-def quiet_backends(argv: Sequence[str] = ()) -> None:
+def quiet_backends(argv: Sequence[str] = (), uses_tensorflow: bool = False) -> None:
     """Quiet TensorFlow's native logs for a normal CPU run, unless the user set them.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only fatal errors; at 2 a CPU machine still prints
     "failed call to cuInit") and, on the TensorFlow backend, imports TensorFlow with the
-    lines it prints before its log level applies (``NATIVE_NOISE``) filtered out (not when
-    ``argv`` asks for ``--help``, which need not wait for it). A user's own
-    ``TF_CPP_MIN_LOG_LEVEL`` is kept and nothing is filtered then.
+    lines it prints before its log level applies (``NATIVE_NOISE``) filtered out; so too on
+    another backend where the command ``uses_tensorflow`` (exporters, KerasTuner and the
+    TensorBoard callback import it). Not when ``argv`` asks for ``--help``, which need not
+    wait for TensorFlow. A user's own ``TF_CPP_MIN_LOG_LEVEL`` is kept and nothing is
+    filtered then.
 
     Example:
         >>> quiet_backends(sys.argv[1:])  # doctest: +SKIP
@@ -77,11 +81,8 @@ def quiet_backends(argv: Sequence[str] = ()) -> None:
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    if (
-        not {"-h", "--help"} & set(argv)
-        and _backend_name() == "tensorflow"
-        and importlib.util.find_spec("tensorflow")
-    ):
+    wanted = uses_tensorflow or _backend_name() == "tensorflow" or "--tensorboard" in argv
+    if wanted and not {"-h", "--help"} & set(argv) and importlib.util.find_spec("tensorflow"):
         import_tensorflow_quietly()
 
 
