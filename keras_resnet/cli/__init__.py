@@ -92,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, function, _ = COMMANDS[name]
     from keras_resnet.cli import _common
 
-    _common.quiet_backends(rest, uses_tensorflow=name in ("export", "search"))
+    _common.quiet_backends(
+        rest, uses_tensorflow=name in ("export", "search"), loads_keras=name != "plots"
+    )
     command = getattr(importlib.import_module(module), function)
     prog = f"{PROG} {name}"
     try:

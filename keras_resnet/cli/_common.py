@@ -64,16 +64,18 @@ def program_name(prog: str) -> Iterator[None]:
         sys.argv[:1] = saved
 
 
-def quiet_backends(argv: Sequence[str] = (), uses_tensorflow: bool = False) -> None:
+def quiet_backends(
+    argv: Sequence[str] = (), uses_tensorflow: bool = False, loads_keras: bool = True
+) -> None:
     """Quiet TensorFlow's native logs for a normal CPU run, unless the user set them.
 
     Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (only fatal errors; at 2 a CPU machine still prints
     "failed call to cuInit") and, on the TensorFlow backend, imports TensorFlow with the
     lines it prints before its log level applies (``NATIVE_NOISE``) filtered out; so too on
     another backend where the command ``uses_tensorflow`` (exporters, KerasTuner and the
-    TensorBoard callback import it). Not when ``argv`` asks for ``--help``, which need not
-    wait for TensorFlow. A user's own ``TF_CPP_MIN_LOG_LEVEL`` is kept and nothing is
-    filtered then.
+    TensorBoard callback import it). Not when ``argv`` asks for ``--help``, nor for a
+    command that ``loads_keras`` not at all (``plots``): they need not wait for TensorFlow.
+    A user's own ``TF_CPP_MIN_LOG_LEVEL`` is kept and nothing is filtered then.
 
     Example:
         >>> quiet_backends(sys.argv[1:])  # doctest: +SKIP
@@ -82,7 +84,8 @@ def quiet_backends(argv: Sequence[str] = (), uses_tensorflow: bool = False) -> N
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     wanted = uses_tensorflow or _backend_name() == "tensorflow" or "--tensorboard" in argv
-    if wanted and not {"-h", "--help"} & set(argv) and importlib.util.find_spec("tensorflow"):
+    wanted = wanted and loads_keras and not {"-h", "--help"} & set(argv)
+    if wanted and importlib.util.find_spec("tensorflow"):
         import_tensorflow_quietly()
 
 
