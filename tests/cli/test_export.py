@@ -117,7 +117,7 @@ def test_a_mismatch_fails_and_writes_nothing(run_model, tmp_path, monkeypatch, c
     monkeypatch.setattr(export, "check_supported", lambda format, backend: None)
     monkeypatch.setattr(export, "export_model", lambda served, path, fmt: path.write_text("x"))
     monkeypatch.setattr(
-        export, "run_artifact", lambda path, fmt, x: export.serving_model(run_model[1])(x) + 1e-3
+        export, "run_artifact", lambda path, fmt, x: run_model[1].predict(x, verbose=0) + 1e-3
     )
     output = tmp_path / "m.onnx"
     assert cli.main(["export", run_model[0], "--format", "onnx", "--output", str(output)]) == 1
