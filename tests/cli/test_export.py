@@ -121,7 +121,9 @@ def test_a_mismatch_fails_and_writes_nothing(run_model, tmp_path, monkeypatch, c
     )
     output = tmp_path / "m.onnx"
     assert cli.main(["export", run_model[0], "--format", "onnx", "--output", str(output)]) == 1
-    assert "differs from the model by more than 0.0001" in capsys.readouterr().out
+    assert capsys.readouterr().err == (
+        "error: the artifact differs from the model by more than 0.0001\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
