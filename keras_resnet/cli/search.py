@@ -183,6 +183,39 @@ def _parse_fixed(item: str) -> tuple[str, object]:
         ) from None
 
 
+def trial_tensorboard(log_dir: str, tuner):
+    """The recipe's TensorBoard callback for a search: each trial logs in its own folder.
+
+    KerasTuner gives each trial's copy of a TensorBoard callback the folder
+    ``<log_dir>/<trial id>/execution<k>`` on the TensorFlow backend only; on the others
+    this callback moves itself into ``<log_dir>/<trial id>`` when a trial's fit starts.
+
+    Example:
+        >>> callback = trial_tensorboard("searches/p/tensorboard", tuner)  # doctest: +SKIP
+    """
+    import keras
+
+    from keras_resnet.recipe.callbacks import tensorboard_callback
+
+    if keras.backend.backend() == "tensorflow":
+        return tensorboard_callback(log_dir)
+
+    class TrialTensorBoard(type(tensorboard_callback(log_dir))):
+        def __deepcopy__(self, memo):  # KerasTuner copies callbacks per trial: not the tuner
+            return trial_tensorboard(log_dir, tuner)
+
+        def set_model(self, model):
+            trial = getattr(tuner.oracle, "ongoing_trials", {}).get(tuner.tuner_id)
+            if trial is not None:
+                self.log_dir = os.path.join(log_dir, trial.trial_id)
+            super().set_model(model)
+
+    callback = TrialTensorBoard(
+        log_dir=log_dir, histogram_freq=0, write_graph=False, update_freq="epoch"
+    )
+    return callback
+
+
 def main(argv=None) -> dict:
     """Run (or resume) the search; returns the summary rows and the retrained result."""
     config, space, fixed, role, project_name, args = parse_search(argv)
@@ -191,7 +224,6 @@ def main(argv=None) -> dict:
         DataSourceError,
         RunFolderError,
         UnsupportedSetupError,
-        callbacks,
         run_folder,
         training,
     )
@@ -212,7 +244,6 @@ def main(argv=None) -> dict:
             fixed=fixed,
             overwrite=args.overwrite,
         )
-        # KerasTuner gives each trial's copy of the callback its own <trial>/<execution> folder.
         logs = os.path.join(tuner.project_dir, run_folder.TENSORBOARD_DIR)
         with training.precision_policy(config):
             tuner.search(
@@ -220,7 +251,7 @@ def main(argv=None) -> dict:
                 split.y_train,
                 validation_data=(split.x_val, split.y_val),
                 verbose=config.verbose,
-                callbacks=[callbacks.tensorboard_callback(logs)] if config.tensorboard else [],
+                callbacks=[trial_tensorboard(logs, tuner)] if config.tensorboard else [],
             )
     except (DataSourceError, tuners.SearchFolderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
