@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument(
         "--tune",
         default="",
-        help="also search these, comma-separated: gamma, weight_decay, shortcut, model",
+        help="also search these, comma-separated: gamma, weight_decay, shortcut, model, "
+        "label_smoothing, ema",
     )
     space.add_argument(
         "--fixed",
