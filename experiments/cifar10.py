@@ -14,65 +14,15 @@ Regenerate a run's plots with ``python -m keras_resnet.plots RUN_DIR``.
 Exit status: 0 a finished run; 2 the command or its setup refused before training (a bad
 flag, a precision the CPU would emulate, a run folder that cannot be used); 3 training
 diverged (a NaN or infinite loss: the run folder keeps its last good epoch and best model).
+
+This script is ``keras-resnet train`` (keras_resnet/cli/train.py holds the code).
 """
 
-from __future__ import annotations
-
-import argparse
-import dataclasses
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# The exit status of a run stopped at a non-finite loss (2 is a refused command).
-EXIT_DIVERGED = 3
-
-from keras_resnet.recipe.config import TrainConfig  # noqa: E402
-from keras_resnet.recipe.flags import add_config_arguments, parse_flags  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line flags; each recipe flag maps onto a ``TrainConfig`` field."""
-    # Each flag's help names its default (every flag defaults to None, "not given").
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_arguments(parser)
-    run = parser.add_argument_group("run folder")
-    run.add_argument(
-        "--resume", action="store_true", help="require an existing run to continue (default: off)"
-    )
-    run.add_argument(
-        "--overwrite", action="store_true", help="discard an existing run folder (default: off)"
-    )
-    return parser
-
-
-def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
-    """Flags -> a validated ``TrainConfig``; invalid flags exit with status 2."""
-    return parse_flags(build_parser(), argv)
-
-
-def main(argv=None) -> dict:
-    """Run the training job; returns its test metrics."""
-    config, args = parse_config(argv)
-    from keras_resnet.recipe import (
-        DataSourceError,
-        RunFolderError,
-        TrainingDivergedError,
-        UnsupportedSetupError,
-        train,
-    )
-
-    try:
-        result = train(config, resume=args.resume, overwrite=args.overwrite)
-    except (DataSourceError, RunFolderError, UnsupportedSetupError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except TrainingDivergedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_DIVERGED) from None
-    return dataclasses.asdict(result)
-
+from keras_resnet.cli import _common
+from keras_resnet.cli.train import EXIT_DIVERGED, build_parser, main, parse_config  # noqa: F401
 
 if __name__ == "__main__":
+    _common.quiet_backends(sys.argv[1:])
     main()

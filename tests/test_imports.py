@@ -1,7 +1,7 @@
 """The package's layering and its light import, checked in fresh interpreters.
 
-Imports run one way: models <- recipe <- tuning (plots and the small shared modules sit
-beside them); the library never imports the command scripts. ``import keras_resnet``
+Imports run one way: models <- recipe <- tuning <- cli (plots and the small shared modules
+sit beside them); the library never imports the command scripts. ``import keras_resnet``
 loads no backend and no optional dependency, yet a saved model loads without
 ``custom_objects`` once Keras is imported.
 """
@@ -35,6 +35,8 @@ ALLOWED = {
     "recipe": {"models", "recipe", "plots", *SHARED},
     "tuning": {"models", "recipe", "tuning", "plots", *SHARED},
     "plots": {"atomic", "extras", "validation", "recipe"},  # recipe only in main
+    # The keras-resnet command sits on top of everything.
+    "cli": {"models", "recipe", "tuning", "plots", "cli", *SHARED},
 }
 
 

@@ -1,6 +1,7 @@
 """The recipe's callbacks: the learning rate per epoch, a history and early stopping that
 survive a kill (the run folder, not the process's memory, holds their state), and the
-divergence check that stops training at the first non-finite loss."""
+divergence check that stops training at the first non-finite loss, and the optional
+TensorBoard logs."""
 
 from __future__ import annotations
 
@@ -135,6 +136,22 @@ class StopOnDivergence(keras.callbacks.Callback):
         if self.note is not None:
             message += f" {self.note()}"
         raise TrainingDivergedError(message)
+
+
+def tensorboard_callback(log_dir: str | Path) -> keras.callbacks.TensorBoard:
+    """TensorBoard logs in ``log_dir``: each epoch's scalars, the learning rate among them
+    (Keras's callback logs the optimizer's), without histograms, graph or per-step rows.
+
+    Open them with ``tensorboard --logdir RUN_DIR/tensorboard``.
+
+    Example:
+        >>> callback = tensorboard_callback("runs/x/tensorboard")
+        >>> callback.histogram_freq
+        0
+    """
+    return keras.callbacks.TensorBoard(
+        log_dir=str(log_dir), histogram_freq=0, write_graph=False, update_freq="epoch"
+    )
 
 
 class LearningRateLogger(keras.callbacks.Callback):

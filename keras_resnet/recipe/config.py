@@ -77,6 +77,7 @@ EXECUTION_FIELDS = (
     "jit_compile",
     "memory_budget_mb",  # arrays or streamed files: the same images, the same batches
     "allow_emulated_precision",
+    "tensorboard",
 )
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
@@ -301,6 +302,12 @@ class TrainConfig:
         default_text="on for jax, off otherwise",
     )
     verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch", group="run")
+    tensorboard: bool = _field(
+        False,
+        "write TensorBoard logs into the run folder (tensorboard/): the epoch scalars and the "
+        "learning rate, no histograms",
+        group="run",
+    )
 
     def __post_init__(self):
         # Folders may be given as os.PathLike (pathlib.Path); keep them as str so that
@@ -341,6 +348,7 @@ class TrainConfig:
             "ema",
             "decay_norm_and_bias",
             "allow_emulated_precision",
+            "tensorboard",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(

@@ -7,6 +7,7 @@
     training_curves.png       loss, accuracy and learning rate per epoch
     confusion_matrix.png      the test confusion matrix, row-normalized
     backup/                   BackupAndRestore's state while the run is unfinished
+    tensorboard/              TensorBoard's event files (--tensorboard): train/, validation/
 
 Every file is written with ``keras_resnet.atomic``; ``history.csv`` is read only by
 ``read_history``. Running the same config again resumes an unfinished run from its last
@@ -39,6 +40,7 @@ METRICS_FILE = "test_metrics.json"
 CURVES_FILE = "training_curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 BACKUP_DIR = "backup"
+TENSORBOARD_DIR = "tensorboard"
 # The metric early stopping and the best epoch are chosen on.
 MONITOR = "val_accuracy"
 

@@ -30,6 +30,7 @@ from keras_resnet.recipe.callbacks import (
     StopOnDivergence,
     ema_callbacks,
     learning_rate_callback,
+    tensorboard_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
 from keras_resnet.recipe.distribution import UnsupportedSetupError, distribution_scope
@@ -43,6 +44,7 @@ from keras_resnet.recipe.run_folder import (
     HISTORY_FILE,
     METRICS_FILE,
     MONITOR,
+    TENSORBOARD_DIR,
     best_row,
     environment,
     plot_run,
@@ -472,6 +474,8 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         *training_back,
         AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
     ]
+    if config.tensorboard:
+        callbacks.append(tensorboard_callback(run_dir / TENSORBOARD_DIR))
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     rows = read_history(history_path, missing_ok=True)
     if not training_complete(rows, config, epochs=epochs):

@@ -205,6 +205,7 @@ EXECUTION_CHANGES = {
     "verbose": 2,
     "memory_budget_mb": 1,
     "allow_emulated_precision": True,
+    "tensorboard": True,
 }
 
 
