@@ -38,18 +38,31 @@ def register_custom_objects() -> None:
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the loader of ``keras`` to register once it has run."""
+    """Finds nothing itself; wraps the loader of ``keras`` to register once it has run.
+
+    It leaves ``sys.meta_path`` only when Keras's module actually executes: a package that
+    merely looks Keras up (TensorFlow's import calls ``find_spec("keras")``) must not spend
+    the hook.
+    """
+
+    def __init__(self):
+        self._looking = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self._looking:
             return None
-        sys.meta_path.remove(self)  # one shot, and no recursion into this finder
-        spec = importlib.util.find_spec("keras")
+        self._looking = True  # the lookup below passes this finder again
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)  # one shot
             execute(module)
             register_custom_objects()
 
