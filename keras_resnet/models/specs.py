@@ -105,6 +105,24 @@ class ResNetSpec:
     stem_width: int | None = None
     nominal_depth: int | None = None
 
+    def __post_init__(self):
+        for field, allowed in (
+            ("block", BLOCK_TYPES),
+            ("shortcut", SHORTCUTS),
+            ("bottleneck_stride", BOTTLENECK_STRIDES),
+            ("downsample", DOWNSAMPLES),
+            ("conv_bias", CONV_BIASES),
+        ):
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(
+                    f"`{field}` must be one of {', '.join(allowed)}. Received: {field}={value!r}"
+                )
+        if self.stem is not None and self.stem not in STEMS:
+            raise ValueError(
+                f"`stem` must be one of {', '.join(STEMS)} or None. Received: stem={self.stem!r}"
+            )
+
     @property
     def depth(self) -> int:
         """Weighted layers: stem conv + convs in the residual branches + classifier."""

@@ -350,3 +350,17 @@ def test_variable_size_needs_a_stem_and_known_sides_are_still_checked():
         keras_resnet.ResNet50(input_shape=(None, 16, 3), stem="imagenet")
     # A row with a fixed stem (the CIFAR family, ResNet-D) needs none.
     assert keras_resnet.ResNet20(input_shape=(None, None, 3)).output.shape == (None, 10)
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("downsample", "middle"),
+        ("conv_bias", "some"),
+        ("bottleneck_stride", "5x5"),
+        ("stem", "tiny"),
+    ],
+)
+def test_a_row_with_an_unknown_column_value_is_refused(column, value):
+    with pytest.raises(ValueError, match=rf"`{column}` must be one of .*Received: {column}="):
+        ResNetSpec("basic", (1,), (8,), **{column: value})
