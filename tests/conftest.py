@@ -22,3 +22,13 @@ def imagenet_model(name: str) -> keras.Model:
     """A registered model as torchvision configures it (1000 classes, 224x224, ImageNet
     stem), built once per session because the large ones take seconds to build."""
     return keras_resnet.get_model(name, num_classes=1000, input_shape=(224, 224, 3))
+
+
+@pytest.fixture(scope="session")
+def run_model(tmp_path_factory):
+    """The command tests' run folder (``command_fixtures``): (path of its best.keras, the
+    model)."""
+    from command_fixtures import make_model, write_run_folder
+
+    model = make_model()
+    return write_run_folder(tmp_path_factory.mktemp("run"), model), model

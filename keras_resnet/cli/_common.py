@@ -228,7 +228,7 @@ def input_size(model) -> tuple[int, int]:
         >>> input_size(keras_resnet.ResNet20())  # doctest: +SKIP
         (32, 32)
     """
-    from keras_resnet.models.layers import channel_axis
+    from keras_resnet.models.data_format import channel_axis
 
     shape = tuple(model.input_shape[1:])
     spatial = shape[1:] if channel_axis() == 1 else shape[:2]
@@ -269,7 +269,7 @@ def to_model_layout(images: np.ndarray) -> np.ndarray:
         >>> to_model_layout(np.zeros((1, 4, 4, 3), np.uint8)).dtype
         dtype('float32')
     """
-    from keras_resnet.models.layers import channel_axis
+    from keras_resnet.models.data_format import channel_axis
 
     images = images.astype("float32")
     return images.transpose(0, 3, 1, 2) if channel_axis() == 1 else images

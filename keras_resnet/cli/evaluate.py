@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CommandError(f"--batch-size must be at least 1; got {args.batch_size}")
     check_model_file(args.model)
     from keras_resnet import plots
-    from keras_resnet.models.layers import channel_axis
+    from keras_resnet.models.data_format import channel_axis
     from keras_resnet.recipe import data
     from keras_resnet.recipe.evaluation import evaluate_test_set
 

@@ -12,7 +12,7 @@ from keras_resnet.models.data_format import channel_axis
 from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
 from keras_resnet.models.torchvision import load_torchvision_weights
 from keras_resnet.models.weights import load_weights
-from keras_resnet.validation import check_integer
+from keras_resnet.validation import check_integer, check_number
 
 POOLINGS = (None, "avg", "max")
 # A `weights` path with one of these endings is a torchvision state dict (torch.save).
@@ -48,12 +48,13 @@ def get_model(name: str, /, **kwargs) -> keras.Model:
     return build_resnet(MODEL_SPECS[key], **kwargs)
 
 
-def resolve_stem(spec: ResNetSpec, stem: str | None, spatial: tuple[int, int]) -> str:
+def resolve_stem(spec: ResNetSpec, stem: str | None, spatial: tuple) -> str:
     """The stem to use: the one asked for, else the spec's, else one chosen by size.
 
     With neither given, inputs of at least ``IMAGENET_STEM_MIN_SIZE`` on both sides
     get the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) and smaller ones the CIFAR
-    stem (3x3/1 conv, no pool).
+    stem (3x3/1 conv, no pool). An input of variable size (a None in ``spatial``)
+    cannot choose: it needs the stem given, here or in the spec.
 
     Example:
         >>> resolve_stem(MODEL_SPECS["resnet18"], None, (32, 32))
@@ -62,7 +63,25 @@ def resolve_stem(spec: ResNetSpec, stem: str | None, spatial: tuple[int, int]) -
     stem = stem or spec.stem
     if stem is not None:
         return stem
+    if None in spatial:
+        raise ValueError(
+            f"`stem` must be given (one of {', '.join(STEMS)}) when the input size is variable "
+            "(a None in `input_shape`): the default stem is chosen by the input size. "
+            f"Received: stem={stem!r}"
+        )
     return "imagenet" if min(spatial) >= IMAGENET_STEM_MIN_SIZE else "cifar"
+
+
+def total_stride(spec: ResNetSpec, stem: str) -> int:
+    """How much the network downsamples: the stem's factor times 2 per strided stage.
+
+    An input must be at least this large on both sides.
+
+    Example:
+        >>> total_stride(MODEL_SPECS["resnet50"], "imagenet")
+        32
+    """
+    return (1 if stem == "cifar" else 4) * 2 ** (len(spec.blocks_per_stage) - 1)
 
 
 def _spatial(input_shape) -> tuple[int, int]:
@@ -71,22 +90,44 @@ def _spatial(input_shape) -> tuple[int, int]:
     return tuple(input_shape[:2])
 
 
-def _validate(spec, num_classes, input_shape, include_top, pooling, weights, shortcut, stem):
+def _positive_integer(d) -> bool:
+    return isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+
+
+def _validate(
+    spec,
+    num_classes,
+    input_shape,
+    include_top,
+    pooling,
+    weights,
+    shortcut,
+    stem,
+    dropout_rate,
+    zero_init_residual,
+):
     """Check every user argument before any layer is built."""
     if include_top:
         check_integer(num_classes, "num_classes", minimum=1)
+    channels_index = 0 if channel_axis() == 1 else 2
     if (
         not isinstance(input_shape, (tuple, list))
         or len(input_shape) != 3
         or not all(
-            isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
-            for d in input_shape
+            _positive_integer(d) or (d is None and i != channels_index)
+            for i, d in enumerate(input_shape)
         )
     ):
         raise ValueError(
             "`input_shape` must be three positive integers (height, width, channels; "
-            "channels first under channels_first). "
-            f"Received: input_shape={input_shape!r}"
+            "channels first under channels_first); height and width may be None for a "
+            f"variable size. Received: input_shape={input_shape!r}"
+        )
+    check_number(dropout_rate, "dropout_rate", low=0.0, high=1.0, high_open=True)
+    if not isinstance(zero_init_residual, bool):
+        raise ValueError(
+            "`zero_init_residual` must be True or False. "
+            f"Received: zero_init_residual={zero_init_residual!r}"
         )
     if shortcut not in SHORTCUTS:
         raise ValueError(
@@ -106,21 +147,31 @@ def _validate(spec, num_classes, input_shape, include_top, pooling, weights, sho
         )
     spatial = _spatial(input_shape)
     resolved_stem = resolve_stem(spec, stem, spatial)
-    total_stride = (4 if resolved_stem == "imagenet" else 1) * 2 ** (len(spec.blocks_per_stage) - 1)
-    if min(spatial) < total_stride:
+    stride = total_stride(spec, resolved_stem)
+    if min((d for d in spatial if d is not None), default=stride) < stride:
         raise ValueError(
             f"`input_shape` is too small: with the {resolved_stem} stem the network "
-            f"downsamples by {total_stride}, so height and width must be at least "
-            f"{total_stride}. Received: input_shape={tuple(input_shape)!r}"
+            f"downsamples by {stride}, so height and width must be at least "
+            f"{stride}. Received: input_shape={tuple(input_shape)!r}"
         )
     return resolved_stem
 
 
-def _stem(x, kind, filters):
+def _stem(x, kind, filters, options):
+    """The stem; in a pre-activation network its last convolution is bare (no BN, ReLU)."""
+    last = {"activation": None, "normalize": False} if options.preact else {}
     if kind == "cifar":
-        return blocks.conv_bn(x, filters, 3, 1, name="conv1")
-    x = blocks.conv_bn(x, filters, 7, 2, name="conv1")
-    # Zero padding before the max-pool equals PyTorch's -inf padding: inputs are >= 0.
+        return blocks.conv_bn(x, filters, 3, 1, name="conv1", options=options, **last)
+    if kind == "deep":
+        # ResNet-D (timm's stem_type="deep"): three 3x3 convs, only the first strided.
+        x = blocks.conv_bn(x, filters // 2, 3, 2, name="conv1_1", options=options)
+        x = blocks.conv_bn(x, filters // 2, 3, 1, name="conv1_2", options=options)
+        x = blocks.conv_bn(x, filters, 3, 1, name="conv1_3", options=options, **last)
+    else:
+        x = blocks.conv_bn(x, filters, 7, 2, name="conv1", options=options, **last)
+    # Zero padding before the max-pool equals PyTorch's -inf padding: inputs are >= 0 after
+    # the ReLU. (A pre-activation stem has no ReLU; keras.applications V2 pads with zeros
+    # there too, and these rows reproduce it.)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
@@ -136,6 +187,8 @@ def build_resnet(
     weights: str | None = None,
     shortcut: str | None = None,
     stem: str | None = None,
+    dropout_rate: float = 0.0,
+    zero_init_residual: bool = False,
     name: str | None = None,
 ) -> keras.Model:
     """Build a ResNet with the Functional API.
@@ -145,7 +198,9 @@ def build_resnet(
         num_classes: classifier outputs; defaults to the spec's (1000 or 10).
         input_shape: ``(height, width, channels)`` (channels first under
             ``channels_first``); defaults to the spec's native square size with 3
-            channels (224 for the ImageNet family, 32 for the CIFAR family).
+            channels (224 for the ImageNet family, 32 for the CIFAR family). Height and
+            width may be None: the model then takes any size of at least
+            ``total_stride`` (and ``stem`` must be given where the spec has none).
         include_top: add global average pooling and the ``predictions`` Dense layer.
         pooling: without the top, None (4-D feature map), "avg" or "max".
         classifier_activation: activation of ``predictions``; None gives logits.
@@ -154,8 +209,12 @@ def build_resnet(
         shortcut: "zero_pad" (option A), "projection" (B), "projection_all" (C) or
             "none" (a plain network: no shortcuts, otherwise identical); defaults to the
             spec's (A for the CIFAR family, B otherwise).
-        stem: "imagenet" or "cifar"; defaults to the spec's, or by input size
-            (see ``resolve_stem``).
+        stem: "imagenet", "cifar" or "deep" (ResNet-D's); defaults to the spec's, or by
+            input size (see ``resolve_stem``).
+        dropout_rate: dropout before each residual branch's last convolution (the Wide
+            ResNets' dropout between the two convolutions); 0 adds no layer.
+        zero_init_residual: start each residual branch's last batch-norm scale at 0, so
+            each block starts as its shortcut (torchvision's option).
         name: model name.
 
     Example:
@@ -175,10 +234,35 @@ def build_resnet(
         size = spec.input_size
         input_shape = (3, size, size) if channel_axis() == 1 else (size, size, 3)
     shortcut = shortcut or spec.shortcut
-    stem = _validate(spec, num_classes, input_shape, include_top, pooling, weights, shortcut, stem)
+    stem = _validate(
+        spec,
+        num_classes,
+        input_shape,
+        include_top,
+        pooling,
+        weights,
+        shortcut,
+        stem,
+        dropout_rate,
+        zero_init_residual,
+    )
+    options = blocks.BlockOptions(
+        preact=spec.preact,
+        bottleneck_stride=spec.bottleneck_stride,
+        conv_bias=spec.conv_bias,
+        bn_epsilon=spec.bn_epsilon,
+        dropout_rate=float(dropout_rate),
+        zero_init_residual=zero_init_residual,
+    )
 
     inputs = keras.Input(tuple(input_shape), name="input")
-    x = _stem(inputs, stem, spec.widths[0])
+    x = _stem(inputs, stem, spec.stem_width or spec.widths[0], options)
+    stages = len(spec.widths)
+    # "first": the first stage keeps the stem's resolution; "last": the last stage does
+    # (keras.applications V2), the others stride in their last block.
+    stage_strides = (
+        [1] + [2] * (stages - 1) if spec.downsample == "first" else [2] * (stages - 1) + [1]
+    )
     for index, (filters, num_blocks) in enumerate(
         zip(spec.widths, spec.blocks_per_stage, strict=True)
     ):
@@ -187,10 +271,15 @@ def build_resnet(
             spec.block,
             filters,
             num_blocks,
-            strides=1 if index == 0 else 2,
+            strides=stage_strides[index],
             shortcut_kind=shortcut,
             name=f"conv{index + 2}",
+            downsample=spec.downsample,
+            options=options,
         )
+    if spec.preact:
+        x = blocks.batch_norm(x, name="post", options=options)
+        x = keras.layers.Activation("relu", name="post_relu")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         # Under a mixed-precision policy the classifier computes in float32, so the
@@ -262,3 +351,22 @@ def ResNet56(**kwargs) -> keras.Model:
 def ResNet110(**kwargs) -> keras.Model:
     """CIFAR ResNet-110 (n=18, option A). Example: ``ResNet110()``."""
     return get_model("resnet110", **kwargs)
+
+
+# keras.applications' names for its pre-activation models, so code written against
+# keras.applications.ResNet50V2 finds the same layout here; every other row (v1, ResNet-D,
+# the pre-activation CIFAR nets, Wide ResNets) is reached by name with get_model, which
+# keeps the public namespace to the names users already know.
+def ResNet50V2(**kwargs) -> keras.Model:
+    """keras.applications' ResNet50V2 layout. Example: ``ResNet50V2(num_classes=10)``."""
+    return get_model("resnet50_v2", **kwargs)
+
+
+def ResNet101V2(**kwargs) -> keras.Model:
+    """keras.applications' ResNet101V2 layout. Example: ``ResNet101V2(num_classes=10)``."""
+    return get_model("resnet101_v2", **kwargs)
+
+
+def ResNet152V2(**kwargs) -> keras.Model:
+    """keras.applications' ResNet152V2 layout. Example: ``ResNet152V2(num_classes=10)``."""
+    return get_model("resnet152_v2", **kwargs)

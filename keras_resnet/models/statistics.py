@@ -10,7 +10,7 @@ import argparse
 import keras
 import numpy as np
 
-from keras_resnet.models.builders import get_model, list_models
+from keras_resnet.models.builders import get_model, list_models, resolve_stem
 from keras_resnet.models.specs import MODEL_SPECS
 
 
@@ -47,25 +47,39 @@ def multiply_accumulates(model: keras.Model) -> int:
     return total
 
 
-def model_table(num_classes: int = 10, input_size: int = 32) -> list[dict]:
-    """One row per registered model at ``input_size``, default stem and shortcut.
+def block_label(spec) -> str:
+    """The block column: the block type, marked where it is pre-activation or the v1 bottleneck.
 
     Example:
-        >>> model_table()[0]["name"]  # doctest: +SKIP
-        'resnet18'
+        >>> block_label(MODEL_SPECS["resnet50_v2"]), block_label(MODEL_SPECS["resnet50_v1"])
+        ('pre-act bottleneck', 'bottleneck (1x1 stride)')
+    """
+    label = f"pre-act {spec.block}" if spec.preact else spec.block
+    if spec.block == "bottleneck" and spec.bottleneck_stride == "1x1":
+        label += " (1x1 stride)"
+    return label
+
+
+def model_table(num_classes: int = 10, input_size: int = 32, names=None) -> list[dict]:
+    """One row per model in ``names`` (default: every registered one) at ``input_size``,
+    default stem and shortcut.
+
+    Example:
+        >>> model_table(names=["resnet20"])[0]["parameters"]
+        269722
     """
     rows = []
-    for name in list_models():
+    for name in list_models() if names is None else names:
         spec = MODEL_SPECS[name]
         model = get_model(name, num_classes=num_classes, input_shape=(input_size, input_size, 3))
         rows.append(
             {
                 "name": name,
                 "depth": spec.depth,
-                "block": spec.block,
+                "block": block_label(spec),
                 "blocks": "-".join(map(str, spec.blocks_per_stage)),
                 "shortcut": spec.shortcut,
-                "stem": "imagenet" if "pool1_pool" in [x.name for x in model.layers] else "cifar",
+                "stem": resolve_stem(spec, None, (input_size, input_size)),
                 "parameters": trainable_parameters(model),
                 "macs": multiply_accumulates(model),
             }

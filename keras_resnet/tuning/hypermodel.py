@@ -174,7 +174,7 @@ class SearchSpace:
 
 
 def same_family(model: str) -> tuple[str, ...]:
-    """The registered models with the same block type and stem as ``model``.
+    """The registered models whose row equals ``model``'s but for the number of blocks.
 
     Example:
         >>> same_family("resnet20")
@@ -184,7 +184,10 @@ def same_family(model: str) -> tuple[str, ...]:
     return tuple(
         name
         for name, other in MODEL_SPECS.items()
-        if (other.block, other.stem) == (spec.block, spec.stem)
+        if dataclasses.replace(
+            other, blocks_per_stage=spec.blocks_per_stage, nominal_depth=spec.nominal_depth
+        )
+        == spec
     )
 
 

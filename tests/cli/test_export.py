@@ -6,7 +6,7 @@ import importlib.util
 import keras
 import numpy as np
 import pytest
-from conftest import images, make_model, write_run_folder
+from command_fixtures import images, make_model, write_run_folder
 
 from keras_resnet import cli
 from keras_resnet.cli import export

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import CLASSES, images
+from command_fixtures import CLASSES, images
 
 from keras_resnet import cli
 from keras_resnet.cli import _common

@@ -4,6 +4,7 @@ Run by ``test_saving.py`` in a subprocess, so a model saved under one backend ca
 be loaded under another: ``KERAS_BACKEND=jax python tests/models/save_reference.py OUT``.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -12,10 +13,30 @@ import numpy as np
 
 import keras_resnet
 
+
+def _small(row, **kwargs):
+    """A registered row's columns on ResNet-20's three stages of one basic block each, cheap
+    to build, save and load (on JAX every new weight shape costs a compilation); ``kwargs``
+    go to ``build_resnet``."""
+    spec = dataclasses.replace(
+        keras_resnet.MODEL_SPECS[row],
+        block="basic",
+        blocks_per_stage=(1, 1, 1),
+        widths=(16, 32, 64),
+    )
+    return keras_resnet.build_resnet(spec, num_classes=10, input_shape=(32, 32, 3), **kwargs)
+
+
 CASES = {
     "option_a": lambda: keras_resnet.ResNet20(),
     "option_b": lambda: keras_resnet.ResNet20(shortcut="projection"),
     "plain": lambda: keras_resnet.ResNet20(shortcut="none"),
+    # The other families' columns: pre-activation in keras.applications' V2 layout (a
+    # strided 1x1 max-pool, biases), ResNet-D's deep stem and average pool, a Wide ResNet
+    # with dropout.
+    "v2": lambda: _small("resnet18_v2", stem="cifar"),
+    "d": lambda: _small("resnet50d"),
+    "wide": lambda: _small("wrn16_8", dropout_rate=0.3),
 }
 
 

@@ -1,11 +1,10 @@
-"""A small run folder shared by the command tests: a ResNet-20 with the recipe's
+"""Shared by the command tests (tests/cli): a small run folder, a ResNet-20 with the recipe's
 augmentation and normalization inside, saved as best.keras beside its test metrics."""
 
 import json
 
 import keras
 import numpy as np
-import pytest
 
 from keras_resnet.recipe import TrainConfig, run_folder
 from keras_resnet.recipe.training import build_training_model, precision_policy
@@ -34,13 +33,6 @@ def write_run_folder(path, model) -> str:
         json.dumps({"confusion_matrix": np.zeros((10, 10), int).tolist(), "class_names": CLASSES})
     )
     return str(path / run_folder.BEST_MODEL_FILE)
-
-
-@pytest.fixture(scope="session")
-def run_model(tmp_path_factory):
-    """(path of best.keras in a run folder, the model)."""
-    model = make_model()
-    return write_run_folder(tmp_path_factory.mktemp("run"), model), model
 
 
 def images(count: int, size=(32, 32), seed: int = 0) -> np.ndarray:
