@@ -31,6 +31,7 @@ VARIANTS = {
     "translate-test": ["--test-translate", "1"],
     "smoothing-0.2": ["--label-smoothing", "0.2"],
     "no-decay-on-vectors": ["--no-decay-norm-and-bias"],
+    "zero-init-residual": ["--zero-init-residual"],
     "no-nesterov": ["--no-nesterov"],
     "batch-256": ["--batch-size", "256", "--lr", "0.2"],
     "peak-0.8": ["--lr", "0.8"],

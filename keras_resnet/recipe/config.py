@@ -96,6 +96,7 @@ LATER_FIELDS = {
     "ema_momentum": 0.99,
     "decay_norm_and_bias": True,
     "test_translate": 0,
+    "zero_init_residual": False,
 }
 
 
@@ -149,6 +150,11 @@ class TrainConfig:
         default_text="the model's",
     )
     # 100 epochs: three StepLR drops, at 30, 60 and 90, then 1e-4 to the end.
+    zero_init_residual: bool = _field(
+        False,
+        "start each residual branch's last batch-norm scale at 0 (torchvision's option)",
+        group="model",
+    )
     epochs: int = _field(100, "maximum epochs", group="recipe")
     # 128, as in the step recipe and the ResNet paper's CIFAR runs.
     batch_size: int = _field(128, "images per training step", group="recipe")
@@ -349,6 +355,7 @@ class TrainConfig:
             "decay_norm_and_bias",
             "allow_emulated_precision",
             "tensorboard",
+            "zero_init_residual",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(

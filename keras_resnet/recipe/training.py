@@ -132,7 +132,11 @@ def build_training_model(
     inputs = keras.Input(shape, name="images")
     x = augment.preprocessing(inputs, mean, std, seed=config.seed)
     backbone = get_model(
-        config.model, num_classes=num_classes, input_shape=shape, shortcut=config.shortcut
+        config.model,
+        num_classes=num_classes,
+        input_shape=shape,
+        shortcut=config.shortcut,
+        zero_init_residual=config.zero_init_residual,
     )
     return keras.Model(inputs, backbone(x), name=f"cifar10_{config.model}")
 

@@ -191,6 +191,7 @@ RECIPE_CHANGES = {
     "ema_momentum": 0.9,
     "decay_norm_and_bias": False,
     "test_translate": 1,
+    "zero_init_residual": True,
 }
 # The fields a recipe change needs beside it, in the base and the changed config alike.
 RECIPE_BASES = {

@@ -269,3 +269,22 @@ def test_a_short_run_with_milestones_a_step_budget_and_ema(tmp_path):
     assert math.isfinite(result.test_loss)
     best = keras.saving.load_model(result.run_dir / BEST_MODEL_FILE)
     assert best.optimizer.use_ema and best.optimizer.decay_vectors is False
+
+
+def test_zero_init_residual_reaches_the_backbone():
+    def zero_scales(model):
+        backbone = model.layers[-1]
+        return [
+            layer.name
+            for layer in backbone.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+            and not np.any(keras.ops.convert_to_numpy(layer.gamma))
+        ]
+
+    mean, std = (120.0,) * 3, (60.0,) * 3
+    plain = training.build_training_model(TrainConfig(model="resnet20"), mean, std, 10)
+    config = TrainConfig(model="resnet20", zero_init_residual=True)
+    zeroed = zero_scales(training.build_training_model(config, mean, std, 10))
+    assert zero_scales(plain) == []
+    # ResNet-20: nine basic blocks, each with its second batch norm at 0.
+    assert len(zeroed) == 9 and all(name.endswith("_2_bn") for name in zeroed), zeroed
