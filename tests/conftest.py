@@ -32,3 +32,14 @@ def run_model(tmp_path_factory):
 
     model = make_model()
     return write_run_folder(tmp_path_factory.mktemp("run"), model), model
+
+
+def stand_in_model(config, mean, std, num_classes, image_size=32) -> keras.Model:
+    """A one-layer model in place of the ResNet (``build_training_model``'s signature), for
+    tests of what surrounds the model."""
+    channels_first = keras.config.image_data_format() == "channels_first"
+    shape = (3, image_size, image_size) if channels_first else (image_size, image_size, 3)
+    inputs = keras.Input(shape)
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs)

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import stand_in_model
 from processes import load_script
 
 from keras_resnet.recipe import run_folder, training
@@ -31,16 +32,6 @@ FLAGS = [
     "--verbose=0",
 ]
 STEPS = 4
-
-
-def stand_in_model(config, mean, std, num_classes, image_size=32) -> keras.Model:
-    """A one-layer model in place of the ResNet: what surrounds the model is checked here."""
-    channels_first = keras.config.image_data_format() == "channels_first"
-    shape = (3, image_size, image_size) if channels_first else (image_size, image_size, 3)
-    inputs = keras.Input(shape)
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs)
 
 
 class PoisonAt(keras.callbacks.Callback):

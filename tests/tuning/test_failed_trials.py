@@ -7,6 +7,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from conftest import stand_in_model
 
 from keras_resnet import tuning
 from keras_resnet.recipe import training
@@ -23,15 +24,6 @@ TINY = dict(
 )
 RATES = (0.01, 0.1, 1.0, 10.0)  # the grid: 0.01 to 10, a factor 10 apart
 HEALTHY = 10.0  # every other rate gets a NaN
-
-
-def stand_in_model(config, mean, std, num_classes, image_size=32) -> keras.Model:
-    channels_first = keras.config.image_data_format() == "channels_first"
-    shape = (3, image_size, image_size) if channels_first else (image_size, image_size, 3)
-    inputs = keras.Input(shape)
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs)
 
 
 class PoisonFirstStep(keras.callbacks.Callback):
