@@ -43,14 +43,19 @@ def summarize(tuner) -> list[dict]:
         )
         if trial.status == "FAILED":
             rows[-1]["failure"] = failure_reason(trial.message)
-    return sorted(
-        rows,
-        key=lambda row: (
-            math.isnan(row["best_val_accuracy"]),
-            -(0 if math.isnan(row["best_val_accuracy"]) else row["best_val_accuracy"]),
-            row["trial_id"],
-        ),
-    )
+    return sorted(rows, key=_rank)
+
+
+def _rank(row: dict) -> tuple:
+    """Best validation accuracy first; ties go to the earlier trial, unscored trials last.
+
+    The one order for the summary and for ``best_config``: KerasTuner's
+    ``get_best_trials`` breaks ties by the order its trials were loaded, which after a
+    resume need not be the trials' order, so --retrain-best could train another
+    trial than the summary's first row.
+    """
+    score = row["best_val_accuracy"]
+    return (math.isnan(score), -(0.0 if math.isnan(score) else score), row["trial_id"])
 
 
 def failure_reason(message: str | None) -> str:
@@ -114,13 +119,19 @@ def format_summary(rows: list[dict], columns: Collection[str] | None = None) -> 
 
 
 def best_config(tuner) -> TrainConfig:
-    """The base config with the best trial's hyperparameters.
+    """The base config with the best trial's hyperparameters: ``summarize``'s first
+    completed row, so the winner is the summary's.
 
     Example:
         >>> best_config(tuner).learning_rate  # doctest: +SKIP
         0.13
     """
-    best = tuner.oracle.get_best_trials(1)
-    if not best:
+    scored = [
+        row
+        for row in summarize(tuner)
+        if row["status"] == "COMPLETED" and not math.isnan(row["best_val_accuracy"])
+    ]
+    if not scored:
         raise SearchFolderError("The search has no finished trial to take the best from.")
-    return tuner.hypermodel.trial_config(best[0].hyperparameters)
+    best = tuner.oracle.trials[scored[0]["trial_id"]]
+    return tuner.hypermodel.trial_config(best.hyperparameters)

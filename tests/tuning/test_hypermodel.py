@@ -474,6 +474,27 @@ def test_the_best_config_is_the_best_trial(finished_search):
     assert best.epochs == SMALL["epochs"] and best.model == SMALL["model"]
 
 
+def test_a_tie_goes_to_the_earlier_trial_in_the_summary_and_the_best_config(finished_search):
+    # After a resume KerasTuner's trials can load in another order; a tie between the
+    # first two must not make --retrain-best train another trial than summary.csv's first.
+    tuner, *_ = finished_search
+    trials = tuner.oracle.trials
+    saved = dict(trials), {trial_id: trial.score for trial_id, trial in trials.items()}
+    try:
+        for trial in trials.values():
+            trial.score = 0.5
+        tuner.oracle.trials = dict(reversed(list(trials.items())))
+        first = sorted(trials)[0]
+        assert tuning.summarize(tuner)[0]["trial_id"] == first
+        assert tuner.oracle.get_best_trials(1)[0].trial_id != first  # the order it would use
+        best = tuning.best_config(tuner)
+        assert best.learning_rate == trials[first].hyperparameters.get("learning_rate")
+    finally:
+        tuner.oracle.trials = saved[0]
+        for trial_id, trial in saved[0].items():
+            trial.score = saved[1][trial_id]
+
+
 def test_the_search_settings_are_recorded(finished_search):
     tuner, *_ = finished_search
     settings = json.loads((Path(tuner.project_dir) / "search.json").read_text())
