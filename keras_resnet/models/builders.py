@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from keras_resnet.models import blocks
+from keras_resnet.models import blocks, pretrained
 from keras_resnet.models.data_format import channel_axis
 from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS, STEMS, ResNetSpec
 from keras_resnet.models.torchvision import load_torchvision_weights
@@ -15,8 +15,10 @@ from keras_resnet.models.weights import load_weights
 from keras_resnet.validation import check_integer, check_number
 
 POOLINGS = (None, "avg", "max")
-# A `weights` path with one of these endings is a torchvision state dict (torch.save).
+# A `weights` path with one of these endings is a torchvision state dict (torch.save)...
 PTH_SUFFIXES = (".pth", ".pt")
+# ... and with one of these (but not .weights.h5) a legacy Keras file: keras.applications'.
+LEGACY_H5_SUFFIXES = (".h5", ".hdf5")
 # Inputs smaller than this on either side get the CIFAR stem when ``stem=None``:
 # the ImageNet stem divides the size by 4 before the first stage, which leaves a
 # 32x32 image only 1x1 at the last stage.
@@ -140,12 +142,20 @@ def _validate(
         )
     if pooling not in POOLINGS:
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
-    if weights is not None and not os.path.isfile(weights):
-        raise ValueError(
-            "`weights` must be None or the path of an existing weights file "
-            f"(.weights.h5, .keras, or a torchvision .pth). Received: weights={weights!r}"
-        )
     spatial = _spatial(input_shape)
+    if pretrained.is_tag(weights):
+        stem = _check_pretrained(
+            spec, weights, num_classes, input_shape, include_top, shortcut, stem
+        )
+    elif weights is not None and not (
+        isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights)
+    ):
+        tags = ", ".join(repr(tag) for tag in pretrained.TAGS)
+        raise ValueError(
+            f"`weights` must be None, one of {tags} (published weights), or the path of an "
+            "existing weights file (.weights.h5, .keras, a torchvision .pth, or a "
+            f"keras.applications .h5). Received: weights={weights!r}"
+        )
     resolved_stem = resolve_stem(spec, stem, spatial)
     stride = total_stride(spec, resolved_stem)
     if min((d for d in spatial if d is not None), default=stride) < stride:
@@ -155,6 +165,47 @@ def _validate(
             f"{stride}. Received: input_shape={tuple(input_shape)!r}"
         )
     return resolved_stem
+
+
+def registered_name(spec: ResNetSpec) -> str | None:
+    """The table's name for a spec, or None for a spec not in the table.
+
+    Example:
+        >>> registered_name(MODEL_SPECS["resnet50_v2"])
+        'resnet50_v2'
+    """
+    return next((name for name, row in MODEL_SPECS.items() if row == spec), None)
+
+
+def _check_pretrained(spec, tag, num_classes, input_shape, include_top, shortcut, stem) -> str:
+    """Refuse what published weights cannot fill; the stem they need (always ImageNet's)."""
+    received = f"Received: weights={tag!r}"
+    name = registered_name(spec)
+    if name is None:
+        raise ValueError(
+            f"weights={tag!r} needs one of the table's models (a custom ResNetSpec has no "
+            f"published weights): use get_model(name, weights={tag!r}). {received}"
+        )
+    entry = pretrained.pretrained_entry(name, tag)
+    if include_top and num_classes != 1000:
+        raise ValueError(
+            f"weights={tag!r} with include_top=True needs num_classes=1000 (ImageNet's "
+            "classes); for another number of classes, build with include_top=False and add "
+            f"your own classifier. Received: num_classes={num_classes!r}"
+        )
+    channels = input_shape[0] if channel_axis() == 1 else input_shape[2]
+    if channels != 3:
+        raise ValueError(
+            f"weights={tag!r} needs 3 input channels (RGB). "
+            f"Received: input_shape={tuple(input_shape)!r}"
+        )
+    if stem not in (None, "imagenet") or shortcut != spec.shortcut:
+        raise ValueError(
+            f"weights={tag!r} fits {name} as {entry.source} built it: the ImageNet stem and "
+            f"the {spec.shortcut!r} shortcuts; leave `stem` and `shortcut` unset. "
+            f"Received: stem={stem!r}, shortcut={shortcut!r}"
+        )
+    return "imagenet"
 
 
 def _stem(x, kind, filters, options):
@@ -204,8 +255,12 @@ def build_resnet(
         include_top: add global average pooling and the ``predictions`` Dense layer.
         pooling: without the top, None (4-D feature map), "avg" or "max".
         classifier_activation: activation of ``predictions``; None gives logits.
-        weights: None, or a path to a ``.weights.h5``/``.keras`` file to load, or to a
-            torchvision state dict (``.pth``/``.pt``, see ``load_torchvision_weights``).
+        weights: None; ``"imagenet"`` (or ``"imagenet_v2"``) for the published ImageNet
+            weights of the row (``pretrained.PRETRAINED``: torchvision's for
+            resnet18..152, keras.applications' for the v1 and v2 layouts), downloaded
+            once into Keras's cache; or the path of a ``.weights.h5``/``.keras`` file, a
+            torchvision state dict (``.pth``/``.pt``, see ``load_torchvision_weights``)
+            or a keras.applications ``.h5`` file.
         shortcut: "zero_pad" (option A), "projection" (B), "projection_all" (C) or
             "none" (a plain network: no shortcuts, otherwise identical); defaults to the
             spec's (A for the CIFAR family, B otherwise).
@@ -296,10 +351,16 @@ def build_resnet(
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name or "resnet")
-    if weights is not None and str(weights).endswith(PTH_SUFFIXES):
-        load_torchvision_weights(model, weights)
+    if pretrained.is_tag(weights):
+        pretrained.load_pretrained(model, registered_name(spec), weights, include_top)
     elif weights is not None:
-        load_weights(model, weights)
+        path = os.fspath(weights)
+        if path.endswith(PTH_SUFFIXES):
+            load_torchvision_weights(model, path)
+        elif path.endswith(LEGACY_H5_SUFFIXES) and not path.endswith(".weights.h5"):
+            pretrained.load_keras_applications_weights(model, path)
+        else:
+            load_weights(model, path)
     return model
 
 

@@ -26,6 +26,7 @@ import re
 import keras
 import numpy as np
 
+from keras_resnet.models import pth
 from keras_resnet.models.layers import ZeroPadShortcut
 from keras_resnet.models.specs import MODEL_SPECS
 
@@ -172,7 +173,9 @@ def _to_numpy(name, value) -> np.ndarray:
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """A torchvision state dict from a ``.pth`` file (``torch.save``), as NumPy arrays.
 
-    Reading needs torch; the file is loaded with ``weights_only=True`` (no pickled code).
+    A file in torch's zip format (every ``torch.save`` since torch 1.6, and every
+    torchvision weights file) is read without torch (``models.pth``); one in the older
+    format needs torch, and is loaded with ``weights_only=True`` (no pickled code).
 
     Example:
         >>> state_dict = read_state_dict("resnet18-f37072fd.pth")  # doctest: +SKIP
@@ -185,14 +188,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"No such file: pass the path of a torchvision state dict saved with torch.save. "
             f"Received: path={path!r}"
         )
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            "Reading a .pth file needs torch: pip install torch (or pass a dict of NumPy "
-            f"arrays instead of a path). Received: path={path!r}"
-        ) from error
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    if pth.is_torch_zip(path):
+        state_dict = pth.read_pth(path)
+    else:
+        try:
+            import torch
+        except ImportError as error:
+            raise ImportError(
+                f"{path} is not in torch's zip format (torch 1.6 and later): reading torch's "
+                "older format needs torch (pip install torch), or re-save the file with a "
+                f"recent torch. Received: path={path!r}"
+            ) from error
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state_dict, dict):
         raise ValueError(
             f"The file holds a {type(state_dict).__name__}, not a state dict: save "
@@ -235,7 +242,7 @@ def load_torchvision_weights(
         model: a ResNet-18/34/50/101/152 with the ImageNet stem and projection
             shortcuts (the defaults at 224x224), in either data format.
         state_dict_or_path: a dict of torch tensors or NumPy arrays (torchvision's
-            ``model.state_dict()``), or the path of a ``.pth`` file (needs torch).
+            ``model.state_dict()``), or the path of a ``.pth`` file.
         skip: Keras layer names to leave as they are, with their torchvision tensors
             ignored: ``("predictions",)`` keeps a new classifier of another size,
             ``("conv1_conv", "conv1_bn")`` a CIFAR stem.

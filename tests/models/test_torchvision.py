@@ -291,13 +291,18 @@ def test_skip_must_name_layers_with_weights():
         load_torchvision_weights(small_model(), source_state_dict()[0], skip=("fc", "conv1_relu"))
 
 
-def test_reading_a_pth_without_torch_says_to_install_it(tmp_path, monkeypatch):
+def test_reading_torchs_old_format_without_torch_says_to_install_it(tmp_path, monkeypatch):
     path = tmp_path / "resnet18.pth"
-    path.write_bytes(b"not read")
+    path.write_bytes(b"not a zip")  # not torch's zip format: only torch reads the old one
     model = small_model()  # built first: the torch backend imports torch while building
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    with pytest.raises(ImportError, match=r"Reading a .pth file needs torch: pip install torch"):
+    with pytest.raises(ImportError) as error:
         load_torchvision_weights(model, path)
+    assert str(error.value) == (
+        f"{path} is not in torch's zip format (torch 1.6 and later): reading torch's older "
+        "format needs torch (pip install torch), or re-save the file with a recent torch. "
+        f"Received: path='{path}'"
+    )
 
 
 # --- the command line --------------------------------------------------------------------
