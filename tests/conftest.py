@@ -7,6 +7,16 @@ import pytest
 
 import keras_resnet
 
+# keras.applications' constructors whose layout a row reproduces (built with weights=None).
+KERAS_APPLICATIONS = {
+    "resnet50_v1": "ResNet50",
+    "resnet101_v1": "ResNet101",
+    "resnet152_v1": "ResNet152",
+    "resnet50_v2": "ResNet50V2",
+    "resnet101_v2": "ResNet101V2",
+    "resnet152_v2": "ResNet152V2",
+}
+
 
 @pytest.fixture
 def channels_first():

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 import torch
+from conftest import KERAS_APPLICATIONS
 from save_reference import randomize_batch_norm_statistics
 
 import keras_resnet
@@ -23,15 +24,6 @@ from keras_resnet.models.pretrained import PRETRAINED, WeightsDownloadError
 from keras_resnet.models.weights import WeightsFileError
 
 SIZE = 64  # the weights do not depend on the input size; the forward pass is cheaper
-# keras.applications' constructors of the rows that load its files.
-KERAS_APPLICATIONS = {
-    "resnet50_v1": "ResNet50",
-    "resnet101_v1": "ResNet101",
-    "resnet152_v1": "ResNet152",
-    "resnet50_v2": "ResNet50V2",
-    "resnet101_v2": "ResNet101V2",
-    "resnet152_v2": "ResNet152V2",
-}
 FAST = ("resnet50_v1", "resnet50_v2")
 
 

@@ -7,20 +7,12 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+from conftest import KERAS_APPLICATIONS
 
 import keras_resnet
 from keras_resnet import MODEL_SPECS, ResNetSpec, build_resnet, get_model
 from keras_resnet.models.statistics import trainable_parameters
 
-# keras.applications' constructors whose layout a row reproduces (built with weights=None).
-KERAS_APPLICATIONS = {
-    "resnet50_v1": "ResNet50",
-    "resnet101_v1": "ResNet101",
-    "resnet152_v1": "ResNet152",
-    "resnet50_v2": "ResNet50V2",
-    "resnet101_v2": "ResNet101V2",
-    "resnet152_v2": "ResNet152V2",
-}
 FAST_KERAS_APPLICATIONS = ("resnet50_v1", "resnet50_v2")
 # timm's resnet50d/101d/152d (stem_width=32, stem_type="deep", avg_down=True), 1000 classes:
 # torchvision's counts plus the deep stem's 19,232 (3*9*32 + 32*9*32 + 32*9*64 + BN
