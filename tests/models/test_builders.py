@@ -326,16 +326,25 @@ def test_resnet200_is_one_row(monkeypatch):
     assert model.get_layer("conv4_block36_out").output.shape == (None, 8, 8, 1024)
 
 
-# Found with -m slow and not yet explained: after one eager SGD step (lr 0.01, batch 2) the
-# 1001-layer pre-activation net predicts NaN at its default initialization.
-DIVERGING_ROWS = {"preact_resnet1001"}
+# Rows whose inference at the initial moving statistics (mean 0, variance 1) overflows
+# float32: batch norm then passes the residual stream through unscaled, so each of the
+# 1001-layer net's 333 pre-activation blocks roughly doubles it (about 1e22 by conv4_block75;
+# NaN at the classifier), as in any framework's pre-activation net in inference mode before
+# its statistics are learned. The training step itself is finite. These rows check inference
+# with the statistics of the batch instead (momentum 0, one forward pass in training mode).
+STATISTICS_NEEDED_ROWS = {"preact_resnet1001"}
 
 
 def _row_param(name):
-    marks = [pytest.mark.slow] if name in SLOW_ROWS else []
-    if name in DIVERGING_ROWS:
-        marks.append(pytest.mark.xfail(reason="one SGD step diverges (NaN); open", strict=False))
-    return pytest.param(name, marks=marks)
+    return pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_ROWS else [])
+
+
+def _set_moving_statistics_from(model, x):
+    """Make every batch norm's moving statistics those of ``x``."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(x, training=True)
 
 
 @pytest.mark.parametrize("name", [_row_param(n) for n in list_models()])
@@ -361,9 +370,14 @@ def test_forward_and_training_step_for_every_model(name):
     after = keras.ops.convert_to_numpy(first_conv.kernel)
     assert np.isfinite(loss)
     assert not np.allclose(before, after)
+    if name in STATISTICS_NEEDED_ROWS:
+        _set_moving_statistics_from(model, x)
+        in_training = keras.ops.convert_to_numpy(model(x, training=True))
     prediction = keras.ops.convert_to_numpy(model(x, training=False))
     assert prediction.shape == (2, 4)
     assert np.all(np.isfinite(prediction))
+    if name in STATISTICS_NEEDED_ROWS:
+        np.testing.assert_allclose(prediction, in_training, atol=1e-3)
 
 
 # Bad input: a ValueError naming the argument and the received value, before any layer.
