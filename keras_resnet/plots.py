@@ -400,7 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keras_resnet.recipe import run_folder
 
     parser = argparse.ArgumentParser(
-        prog="python -m keras_resnet.plots",
+        # "keras-resnet plots" when the one command runs it.
+        prog=sys.argv[0]
+        if sys.argv[0].startswith("keras-resnet")
+        else "python -m keras_resnet.plots",
         description=f"Redraw {run_folder.CURVES_FILE} and {run_folder.CONFUSION_FILE} in "
         "training run folders.",
     )

@@ -48,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
     """Flags -> a validated ``TrainConfig``; invalid flags exit with status 2."""
-    return parse_flags(build_parser(), argv)
+    parser = build_parser()
+    config, args = parse_flags(parser, argv)
+    if args.resume and args.overwrite:
+        parser.error(
+            "--resume continues a run and --overwrite discards it: choose one. "
+            "Received: --resume --overwrite"
+        )
+    return config, args
 
 
 def main(argv=None) -> dict:

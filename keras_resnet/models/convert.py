@@ -21,7 +21,10 @@ def main(argv=None) -> int:
         0
     """
     parser = argparse.ArgumentParser(
-        prog="python -m keras_resnet.models.convert",
+        # "keras-resnet convert" when the one command runs it.
+        prog=sys.argv[0]
+        if sys.argv[0].startswith("keras-resnet")
+        else "python -m keras_resnet.models.convert",
         description="Convert a torchvision ResNet state dict (.pth) into a .keras model file.",
     )
     parser.add_argument("model", help="resnet18, resnet34, resnet50, resnet101 or resnet152")

@@ -21,6 +21,7 @@ moving average (``momentum=None``), which Keras does not have.
 from __future__ import annotations
 
 import os
+import pickle
 import re
 
 import keras
@@ -188,8 +189,20 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"No such file: pass the path of a torchvision state dict saved with torch.save. "
             f"Received: path={path!r}"
         )
+    with open(path, "rb") as f:
+        start = f.read(2)
     if pth.is_torch_zip(path):
         state_dict = pth.read_pth(path)
+    elif start == b"PK":
+        raise pth.PthFormatError(
+            f"{path} is a damaged or cut-off zip archive, not a readable torch.save file: "
+            f"download or save it again. Received: path={path!r}"
+        )
+    elif start[:1] != b"\x80":  # torch's older format is a pickle stream
+        raise pth.PthFormatError(
+            f"{path} is not a torch.save file (neither torch's zip format nor its older "
+            f"pickle format). Received: path={path!r}"
+        )
     else:
         try:
             import torch
@@ -199,7 +212,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 "older format needs torch (pip install torch), or re-save the file with a "
                 f"recent torch. Received: path={path!r}"
             ) from error
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+            raise pth.PthFormatError(
+                f"{path} could not be read as a torch.save file ({type(error).__name__}). "
+                f"Received: path={path!r}"
+            ) from None
     if not isinstance(state_dict, dict):
         raise ValueError(
             f"The file holds a {type(state_dict).__name__}, not a state dict: save "

@@ -188,6 +188,7 @@ def load_cifar10(
             progress=progress,
             image_size=image_size,
             memory_budget_mb=memory_budget_mb,
+            min_classes=2,  # training a classifier; evaluating one may take any subset
         )
     dataset = make_synthetic() if synthetic else load_tfds()
     if image_size is None or image_size == dataset.x_train.shape[1]:
@@ -348,7 +349,7 @@ def _scan_split(split_dir: Path, stats: list[str]) -> dict[str, list[str]]:
     return classes
 
 
-def _list_image_folder(root: Path, root_arg) -> _FolderListing:
+def _list_image_folder(root: Path, root_arg, min_classes: int = 1) -> _FolderListing:
     if not root.exists():
         raise DataSourceError(
             f"Image folder not found: {root}. Expected {root}/train/<class>/* and "
@@ -378,6 +379,12 @@ def _list_image_folder(root: Path, root_arg) -> _FolderListing:
             f"{sorted(train_classes - test_classes)}; missing from train: "
             f"{sorted(test_classes - train_classes)}. Both splits need the same class "
             f"folders. Received: root={root_arg!r}"
+        )
+    if len(train_classes) < min_classes:
+        raise DataSourceError(
+            f"Image folder {root} has {len(train_classes)} class folder(s) "
+            f"({', '.join(sorted(train_classes))}): training a classifier needs at least "
+            f"{min_classes}. Add a folder per class to train and test. Received: root={root_arg!r}"
         )
     class_names = tuple(sorted(train_classes))
     files = {
@@ -647,6 +654,7 @@ def load_image_folder(
     progress: bool = True,
     image_size: int | None = None,
     memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
+    min_classes: int = 1,
 ) -> CifarData:
     """Data from ``root/train/<class>/*`` and ``root/test/<class>/*`` images.
 
@@ -654,7 +662,8 @@ def load_image_folder(
     grayscale, palette and RGBA images become RGB, and every image is scaled and
     centre-cropped to ``image_size`` square (default ``default_image_size``: 32 for a
     folder of 32x32 images, else 128). Class names are the sorted folder names under
-    ``train``; ``test`` must have the same, and there may be any number of them.
+    ``train``; ``test`` must have the same, and there may be any number of them (at
+    least ``min_classes``).
 
     When the decoded arrays of both splits fit in ``memory_budget_mb`` MiB they are
     decoded once and cached as an ``.npz`` under ``cache_dir`` (default
@@ -672,7 +681,7 @@ def load_image_folder(
         check_integer(image_size, "image_size", minimum=8)
     root_arg = root
     root = Path(root).expanduser().resolve()
-    listing = _list_image_folder(root, root_arg)
+    listing = _list_image_folder(root, root_arg, min_classes)
     size = image_size or default_image_size([p for p, _ in listing.files["train"]])
     decoded_mib = sum(len(listing.files[s]) for s in SPLITS) * size * size * 3 / 2**20
     if decoded_mib > memory_budget_mb:

@@ -143,6 +143,16 @@ def add_config_arguments(
     return parser
 
 
+# Fields that only some schedules read: given explicitly with another, they are refused
+# rather than silently ignored (TrainConfig itself refuses milestones and warm-up steps
+# without the multistep schedule).
+SCHEDULE_FIELDS = {
+    "step_size": ("step",),
+    "gamma": ("step", "multistep"),
+    "milestone_unit": ("multistep",),
+}
+
+
 def config_from_args(
     parser: argparse.ArgumentParser, args: argparse.Namespace, **defaults
 ) -> TrainConfig:
@@ -174,9 +184,22 @@ def config_from_args(
     if recipe:
         values = merged(recipe_values(recipe, values.get("model", FIELDS["model"].default)))
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except ValueError as error:
         parser.error(str(error))
+    ignored = [
+        name
+        for name in explicit
+        if name in SCHEDULE_FIELDS and config.schedule not in SCHEDULE_FIELDS[name]
+    ]
+    if ignored:
+        name = ignored[0]
+        parser.error(
+            f"{flag_name(FIELDS[name])} has no effect with schedule={config.schedule!r}: it "
+            f"belongs to the {' and '.join(SCHEDULE_FIELDS[name])} schedule. Drop it, or "
+            f"choose that --schedule. Received: {name}={explicit[name]!r}"
+        )
+    return config
 
 
 def parse_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None, **defaults):

@@ -25,6 +25,7 @@ import platform
 import shutil
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,15 @@ MONITOR = "val_accuracy"
 
 
 class RunFolderError(RuntimeError):
-    """A run folder that cannot be used as asked (another config, nothing to resume)."""
+    """A run folder that cannot be used as asked (another config, nothing to resume, a
+    damaged file)."""
+
+
+# What a damaged run folder's message offers: the files are never changed for the user.
+DAMAGED_WAY_OUT = "Restore the file, or use --overwrite to discard the run and train it again."
+BACKUP_METADATA_FILE = "training_metadata.json"
+BACKUP_WEIGHTS_FILE = "latest.weights.h5"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def read_history(path: str | os.PathLike, *, missing_ok: bool = False) -> list[dict]:
@@ -207,7 +216,7 @@ def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: boo
             f"Nothing to resume: {run_dir} holds no run. Start it without --resume."
         )
     if config_path.exists():
-        stored = json.loads(config_path.read_text())
+        stored = read_json_object(config_path, "fingerprint")
         if stored.get("fingerprint") != config.fingerprint():
             raise RunFolderError(
                 f"{run_dir} holds a run with another config (fingerprint "
@@ -221,7 +230,83 @@ def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: boo
             f"Cannot create the run folder {run_dir}: {error.strerror or error}. Choose an "
             f"--output-dir that can be written. Received: output_dir={config.output_dir!r}"
         ) from None
-    return run_dir, (run_dir / METRICS_FILE).exists()
+    finished = (run_dir / METRICS_FILE).exists()
+    if config_path.exists() and not finished:
+        check_resumable(run_dir)
+    return run_dir, finished
+
+
+def damaged_error(path: Path, problem: str) -> RunFolderError:
+    """The error for a run folder's damaged file: its path, the problem, the way out.
+
+    Example:
+        >>> str(damaged_error(Path("run/config.json"), "it is empty")).split(". ")[0]
+        'run/config.json is damaged: it is empty'
+    """
+    return RunFolderError(f"{path} is damaged: {problem}. {DAMAGED_WAY_OUT}")
+
+
+def read_json_object(path: Path, key: str | None = None) -> dict:
+    """``path``'s JSON object (holding ``key`` if given); a RunFolderError naming it if not.
+
+    Example:
+        >>> read_json_object(Path("runs/x/config.json"), "fingerprint")  # doctest: +SKIP
+    """
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise damaged_error(path, f"not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise damaged_error(path, f"a JSON {type(value).__name__}, not an object")
+    if key is not None and key not in value:
+        raise damaged_error(path, f"it has no {key!r}")
+    return value
+
+
+def check_resumable(run_dir: str | os.PathLike) -> None:
+    """Check the files an unfinished run resumes from, before any data is loaded.
+
+    ``history.csv`` must be readable, ``best.keras`` a Keras zip archive, and the backup's
+    metadata and weights JSON and HDF5 files; Keras would otherwise fail on them only
+    after the data has loaded, or mid-run. A missing file is fine (a run killed early).
+
+    Raises:
+        RunFolderError: naming the damaged file, and the way out.
+
+    Example:
+        >>> check_resumable("runs/resnet20-seed42-1d90e43b")  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    history = run_dir / HISTORY_FILE
+    if history.exists():
+        try:
+            read_history(history)
+        except UnicodeDecodeError:
+            raise damaged_error(history, "not text") from None
+        except ValueError as error:
+            problem = "it is empty" if "empty" in str(error) else "no 'epoch' column"
+            raise damaged_error(history, problem) from None
+    best = run_dir / BEST_MODEL_FILE
+    if best.exists() and not _is_keras_archive(best):
+        raise damaged_error(best, "not a Keras archive (a zip with config.json)")
+    metadata = run_dir / BACKUP_DIR / BACKUP_METADATA_FILE
+    if metadata.exists():
+        epoch = read_json_object(metadata, "epoch")["epoch"]
+        if not isinstance(epoch, int) or epoch < 0:
+            raise damaged_error(metadata, f"its epoch is not a count of epochs: {epoch!r}")
+    weights = run_dir / BACKUP_DIR / BACKUP_WEIGHTS_FILE
+    if weights.exists():
+        with weights.open("rb") as f:
+            if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise damaged_error(weights, "not an HDF5 weights file")
+
+
+def _is_keras_archive(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -46,10 +45,12 @@ from keras_resnet.recipe.run_folder import (
     MONITOR,
     TENSORBOARD_DIR,
     best_row,
+    damaged_error,
     environment,
     plot_run,
     prepare_run_dir,
     read_history,
+    read_json_object,
     training_complete,
 )
 from keras_resnet.recipe.schedules import OneCycle, multistep
@@ -202,11 +203,13 @@ def compile_model(
 
 
 def _stored_result(run_dir: Path) -> TrainResult:
-    metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    return TrainResult(
-        run_dir=run_dir,
-        **{field.name: metrics[field.name] for field in dataclasses.fields(TrainResult)[1:]},
-    )
+    path = run_dir / METRICS_FILE
+    metrics = read_json_object(path)
+    names = [field.name for field in dataclasses.fields(TrainResult)[1:]]
+    missing = [name for name in names if name not in metrics]
+    if missing:
+        raise damaged_error(path, f"it has no {', '.join(map(repr, missing))}")
+    return TrainResult(run_dir=run_dir, **{name: metrics[name] for name in names})
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -225,6 +228,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     """
     scope = distribution_scope(config)  # checks first: nothing loaded or written yet
     check_precision(config)
+    new_run = not (Path(config.output_dir) / config.resolved_run_name()).exists()
     run_dir, finished = prepare_run_dir(config, resume=resume, overwrite=overwrite)
     if finished:
         if config.verbose:
@@ -234,8 +238,13 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         enable_determinism()
-    with precision_policy(config), scope as replicas:
-        return _train(config, run_dir, replicas)
+    try:
+        with precision_policy(config), scope as replicas:
+            return _train(config, run_dir, replicas)
+    except data.DataSourceError:
+        if new_run and not any(run_dir.iterdir()):  # a refused folder leaves no run behind
+            run_dir.rmdir()
+        raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -293,7 +293,8 @@ def test_skip_must_name_layers_with_weights():
 
 def test_reading_torchs_old_format_without_torch_says_to_install_it(tmp_path, monkeypatch):
     path = tmp_path / "resnet18.pth"
-    path.write_bytes(b"not a zip")  # not torch's zip format: only torch reads the old one
+    # A pickle stream, torch's format before 1.6: only torch reads it.
+    path.write_bytes(b"\x80\x02not a zip")
     model = small_model()  # built first: the torch backend imports torch while building
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     with pytest.raises(ImportError) as error:
@@ -303,6 +304,32 @@ def test_reading_torchs_old_format_without_torch_says_to_install_it(tmp_path, mo
         "format needs torch (pip install torch), or re-save the file with a recent torch. "
         f"Received: path='{path}'"
     )
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (
+            b"PK\x03\x04cut off",
+            "is a damaged or cut-off zip archive, not a readable torch.save "
+            "file: download or save it again",
+        ),
+        (
+            b"hello",
+            "is not a torch.save file (neither torch's zip format nor its older pickle format)",
+        ),
+    ],
+)
+def test_a_file_that_is_no_torch_save_file_is_named_without_calling_torch(
+    tmp_path, monkeypatch, content, problem
+):
+    path = tmp_path / "resnet18.pth"
+    path.write_bytes(content)
+    model = small_model()
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch is never needed to say so
+    with pytest.raises(ValueError) as error:
+        load_torchvision_weights(model, path)
+    assert str(error.value) == f"{path} {problem}. Received: path='{path}'"
 
 
 # --- the command line --------------------------------------------------------------------

@@ -95,7 +95,8 @@ def _changed_value(field: dataclasses.Field, folder: str):
 
 
 # The flags a changed value needs beside it, and what they set.
-COMPANIONS = {"warmup_steps": (["--milestones=5"], {"schedule": "multistep", "milestones": (5,)})}
+MULTISTEP = (["--milestones=5"], {"schedule": "multistep", "milestones": (5,)})
+COMPANIONS = {"warmup_steps": MULTISTEP, "milestone_unit": MULTISTEP}
 # What a value sets besides its own field (--milestones alone selects the multistep schedule).
 IMPLIED = {"milestones": {"schedule": "multistep"}}
 
@@ -172,6 +173,33 @@ def test_an_invalid_value_exits_2_with_the_configs_message(capsys, argv, reason)
     assert info.value.code == 2
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.endswith(reason) if "Received:" in reason else reason in last_line
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--recipe=fast", "--gamma=0.5"],
+            "--gamma has no effect with schedule='one_cycle': it belongs to the step and "
+            "multistep schedule. Drop it, or choose that --schedule. Received: gamma=0.5",
+        ),
+        (
+            ["--schedule=step", "--milestones=5,8"],
+            "`milestones` and `warmup_steps` apply to schedule='multistep' only. "
+            "Received: schedule='step', milestones=(5, 8), warmup_steps=0",
+        ),
+        (
+            ["--milestone-unit=step"],
+            "--milestone-unit has no effect with schedule='step': it belongs to the multistep "
+            "schedule. Drop it, or choose that --schedule. Received: milestone_unit='step'",
+        ),
+    ],
+)
+def test_a_flag_the_schedule_ignores_is_refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        _config_from(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {message}")
 
 
 def test_a_none_default_needs_words_and_a_field_a_known_group():
