@@ -32,9 +32,12 @@ CASES = {
     "option_b": lambda: keras_resnet.ResNet20(shortcut="projection"),
     "plain": lambda: keras_resnet.ResNet20(shortcut="none"),
     # The other families' columns: pre-activation in keras.applications' V2 layout (a
-    # strided 1x1 max-pool, biases), ResNet-D's deep stem and average pool, a Wide ResNet
-    # with dropout.
+    # strided 1x1 max-pool, biases), keras.applications' v1 (a bias on every convolution,
+    # its epsilon), the pre-activation paper's CIFAR nets, ResNet-D's deep stem and average
+    # pool, a Wide ResNet with dropout.
     "v2": lambda: _small("resnet18_v2", stem="cifar"),
+    "v1": lambda: _small("resnet50_v1", stem="cifar"),
+    "preact_cifar": lambda: _small("preact_resnet110"),
     "d": lambda: _small("resnet50d"),
     "wide": lambda: _small("wrn16_8", dropout_rate=0.3),
 }
