@@ -50,11 +50,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` (one backup per epoch, the previous one kept) whose every file
     is replaced atomically, so a SIGKILL at any moment leaves a backup that loads.
 
+    ``save=False`` saves to a temporary file that is deleted: the processes of a
+    multi-process run besides process 0, which alone writes the shared backup, take part
+    in the save's collective operations (``atomic.discarded_write``).
+
     Example:
         >>> backup = AtomicBackupAndRestore("runs/x/backup")
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, save: bool = True):
+        self.writes = save
         super().__init__(
             backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=False
         )
@@ -68,6 +73,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             )
 
     def _save_model(self):
+        if not self.writes:
+            atomic.discarded_write(self._weights_path, self.model.save_weights)
+            return
         for current, previous in (
             (self._weights_path, self._prev_weights_path),
             (self._training_metadata_path, self._prev_training_metadata_path),

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -54,6 +55,21 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def discarded_write(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """Call ``write`` on a temporary path with ``path``'s name, then delete what it wrote.
+
+    What a process besides 0 of a multi-process run does in place of writing a model file
+    (``recipe.cluster``): Keras's saving makes tensors, which under a multi-process
+    ``DataParallel`` are collective operations (JAX checks that every process puts the
+    same value), so every process must save alike, though only process 0 keeps the file.
+
+    Example:
+        >>> discarded_write("runs/x/best.keras", model.save)  # doctest: +SKIP
+    """
+    with tempfile.TemporaryDirectory(prefix="keras_resnet-") as folder:
+        write(Path(folder) / Path(path).name)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -38,13 +38,28 @@ from keras_resnet.recipe.flags import add_config_arguments, config_from_args
 EXIT_DIVERGED = 3  # as keras-resnet train
 
 
+# The recipe's fields a search has no flag for.
+SEARCH_OMITS = frozenset(
+    {
+        "distribute",
+        "run_name",
+        "flip_test",
+        "job_addresses",
+        "num_processes",
+        "process_id",
+        "heartbeat_timeout",
+    }
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The recipe's flags plus the search's own."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    # Trials are judged on validation, so the test-time flip has no flag here.
-    add_config_arguments(parser, omit={"distribute", "run_name", "flip_test"})
+    # Trials are judged on validation, so the test-time flip has no flag here; a trial
+    # trains in one process (KerasTuner's workers spread the trials instead).
+    add_config_arguments(parser, omit=SEARCH_OMITS)
     search = parser.add_argument_group("search")
     search.add_argument(
         "--tuner",

@@ -203,13 +203,22 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     ``best_model_path``. Keras resets EarlyStopping's state at every ``fit``; after a
     resume this callback rebuilds it (best value and epoch, epochs waited, best weights)
     from ``history.csv`` and the saved best model, so a kill changes neither when
-    training stops nor which weights it restores.
+    training stops nor which weights it restores. ``save=False`` saves to a temporary file
+    that is deleted (the processes of a multi-process run besides process 0: see
+    ``atomic.discarded_write``).
 
     Example:
         >>> stopper = ResumableEarlyStopping(Path("h.csv"), Path("best.keras"), patience=40)
     """
 
-    def __init__(self, history_path: Path, best_model_path: Path, patience: int, verbose=0):
+    def __init__(
+        self,
+        history_path: Path,
+        best_model_path: Path,
+        patience: int,
+        verbose=0,
+        save: bool = True,
+    ):
         super().__init__(
             monitor=MONITOR,
             mode="max",
@@ -219,6 +228,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         )
         self.history_path = Path(history_path)
         self.best_model_path = Path(best_model_path)
+        self.writes = save
         self._state_restored = False
 
     def on_train_begin(self, logs=None):
@@ -247,4 +257,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.best_epoch == epoch and self.best_weights is not None:
-            atomic.write_atomic(self.best_model_path, self.model.save)
+            if self.writes:
+                atomic.write_atomic(self.best_model_path, self.model.save)
+            else:
+                atomic.discarded_write(self.best_model_path, self.model.save)

@@ -16,6 +16,7 @@ import numbers
 import os
 
 from keras_resnet.models.specs import MODEL_SPECS, SHORTCUTS
+from keras_resnet.recipe.cluster import check_settings
 from keras_resnet.validation import check_integer, check_number
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -78,6 +79,11 @@ EXECUTION_FIELDS = (
     "memory_budget_mb",  # arrays or streamed files: the same images, the same batches
     "allow_emulated_precision",
     "tensorboard",
+    # Processes share out each global batch: the same run with any number of them.
+    "job_addresses",
+    "num_processes",
+    "process_id",
+    "heartbeat_timeout",
 )
 # Fields added after run folders existed, with the default that reproduces the earlier
 # behaviour: left out of the fingerprint at that default, so earlier runs keep theirs.
@@ -285,7 +291,36 @@ class TrainConfig:
         group="run",
     )
     distribute: bool = _field(
-        False, "data-parallel over all local devices (jax, tensorflow)", group="run"
+        False,
+        "data-parallel over all local devices (jax, tensorflow), or over every device of "
+        "several processes (jax: --num-processes)",
+        group="run",
+    )
+    # None: Keras's KERAS_DISTRIBUTION_* variables (recipe.cluster reads them).
+    job_addresses: str | None = _field(
+        None,
+        "--distribute over several processes: comma-separated host:port of the processes, "
+        "the first the coordinator (process 0), or the coordinator's alone (docs/multi_host.md)",
+        group="run",
+        default_text="$KERAS_DISTRIBUTION_JOB_ADDRESSES, else one process",
+    )
+    num_processes: int | None = _field(
+        None,
+        "--distribute over several processes: how many (jax only)",
+        group="run",
+        default_text="$KERAS_DISTRIBUTION_NUM_PROCESSES, else one process",
+    )
+    process_id: int | None = _field(
+        None,
+        "--distribute over several processes: this one's, from 0 (0 writes the run folder)",
+        group="run",
+        default_text="$KERAS_DISTRIBUTION_PROCESS_ID",
+    )
+    # 60 s: JAX's default is 100 s (and 300 s at shutdown); a dead peer costs at most this.
+    heartbeat_timeout: int = _field(
+        60,
+        "several processes: seconds without a peer's heartbeat before the others stop",
+        group="run",
     )
     output_dir: str = _field("runs", "parent folder of run folders", group="run")
     run_name: str | None = _field(
@@ -341,6 +376,8 @@ class TrainConfig:
         if self.image_size is not None:
             check_integer(self.image_size, "image_size", minimum=8)
         check_integer(self.memory_budget_mb, "memory_budget_mb", minimum=0)
+        check_integer(self.heartbeat_timeout, "heartbeat_timeout", minimum=1)
+        check_settings(self.job_addresses, self.num_processes, self.process_id)
         check_number(self.learning_rate, "learning_rate", low=0.0, low_open=True)
         check_number(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
         check_number(self.weight_decay, "weight_decay", low=0.0)

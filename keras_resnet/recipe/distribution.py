@@ -1,4 +1,5 @@
-"""Data-parallel training over the devices of one machine (``--distribute``)."""
+"""Data-parallel training over the devices of one machine, or of several processes on JAX
+(``--distribute``; ``recipe.cluster`` for several processes)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 
 import keras
 
+from keras_resnet.recipe import cluster as cluster_lib
 from keras_resnet.recipe.config import TrainConfig
 
 
@@ -30,13 +32,16 @@ def distribution_scope(config: TrainConfig):
     - torch: an ``UnsupportedSetupError``, since released Keras has no data-parallel
       training on it.
 
-    Only one machine's devices are used: multi-worker TensorFlow training is broken in
-    Keras 3 (keras issue 20585). One device is not an error: the run then has a single
-    replica, so the same command runs unchanged on a one-GPU machine. Every batch must
-    split evenly over the replicas (JAX shards each batch; Keras on TensorFlow reduces
-    the first batch of each fit and evaluation across replicas), so ``batch_size`` must
-    be a multiple of the replica count and ``train`` keeps a multiple of it in the
-    training and validation parts.
+    Several processes (``config.num_processes`` or Keras's ``KERAS_DISTRIBUTION_*``
+    variables: ``recipe.cluster``) need JAX: the call starts JAX's distributed runtime, and
+    the ``DataParallel`` spans every device of every process. Elsewhere only one machine's
+    devices are used: multi-worker TensorFlow training is broken in Keras 3 (keras issue
+    20585), and a multi-process setting there is an ``UnsupportedSetupError``. One device
+    is not an error: the run then has a single replica, so the same command runs
+    unchanged on a one-GPU machine. Every batch must split evenly over the replicas (JAX
+    shards each batch; Keras on TensorFlow reduces the first batch of each fit and
+    evaluation across replicas), so ``batch_size`` must be a multiple of the replica count
+    and ``train`` keeps a multiple of it in the training and validation parts.
 
     The checks run when this function is called, before anything is loaded or written;
     the devices are taken and, when ``config.verbose``, printed on entering the context.
@@ -46,9 +51,10 @@ def distribution_scope(config: TrainConfig):
         ...     replicas
         1
     """
+    backend = keras.backend.backend()
+    cluster = _check_cluster(config, backend)
     if not config.distribute:
         return contextlib.nullcontext(1)
-    backend = keras.backend.backend()
     if backend not in ("jax", "tensorflow"):
         raise UnsupportedSetupError(
             "`distribute` needs the jax or tensorflow backend: released Keras has no "
@@ -62,9 +68,16 @@ def distribution_scope(config: TrainConfig):
             "on tensorflow) or drop --distribute. Received: distribute=True, jit_compile=True"
         )
     if backend == "jax":
+        if cluster is not None:
+            cluster_lib.start(cluster, config.heartbeat_timeout)
         devices = keras.distribution.list_devices()
-        engine = keras.distribution.DataParallel(devices=devices)
+        # Each process feeds its own rows of every batch (pipeline.EpochBatches' shard):
+        # nothing for Keras to shard.
+        engine = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
         name = "keras.distribution.DataParallel"
+        if cluster is not None:
+            _check_equal_processes(cluster, len(devices))
+            name += f" over {cluster.num_processes} processes"
     else:
         import tensorflow as tf
 
@@ -78,6 +91,69 @@ def distribution_scope(config: TrainConfig):
             f"Received: batch_size={config.batch_size}"
         )
     return _replica_scope(engine.scope(), len(devices), f"{name} on {', '.join(devices)}", config)
+
+
+def _check_cluster(config: TrainConfig, backend: str) -> cluster_lib.Cluster | None:
+    """The run's cluster (None: one process), refused where it cannot run."""
+    given = cluster_lib.settings_given(config)
+    if not given:
+        return None
+    if backend != "jax":
+        raise UnsupportedSetupError(
+            f"Training over several processes needs the jax backend; on {backend} released "
+            "Keras trains on one machine only. Set KERAS_BACKEND=jax, or drop "
+            f"{', '.join(given)}. Received: backend={backend!r}"
+        )
+    if not config.distribute:
+        raise UnsupportedSetupError(
+            f"{', '.join(given)} configure --distribute over several processes: add "
+            f"--distribute, or drop them. Received: distribute=False"
+        )
+    try:
+        return cluster_lib.resolve(config)
+    except ValueError as error:
+        raise UnsupportedSetupError(str(error)) from None
+
+
+def _check_equal_processes(cluster: cluster_lib.Cluster, devices: int) -> None:
+    import jax
+
+    local = jax.local_device_count()
+    if devices != local * cluster.num_processes:
+        raise UnsupportedSetupError(
+            "Every process must have as many devices: each feeds an equal share of every "
+            f"batch. Received: {devices} devices in all, {local} in process "
+            f"{cluster.process_id} of {cluster.num_processes}"
+        )
+
+
+def local_scope(replicas: int = 1):
+    """The context of work each process does alone (the test set's evaluation), yielding
+    the number of replicas a predicted batch is split over there.
+
+    In a multi-process run, a ``DataParallel`` over this process's own devices, so that
+    predictions are arrays the process holds whole; every process then computes the same
+    metrics. Otherwise nothing changes: the distribution in force, if any, stays and it
+    yields ``replicas`` (training's).
+
+    Example:
+        >>> with local_scope(2) as replicas:
+        ...     replicas
+        2
+    """
+    if cluster_lib.current() is None:
+        return contextlib.nullcontext(replicas)
+    import jax
+
+    devices = [f"{device.platform}:{device.id}" for device in jax.local_devices()]
+    engine = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+    return _yielding(engine.scope(), len(devices))
+
+
+@contextlib.contextmanager
+def _yielding(scope, value):
+    with scope:
+        yield value
 
 
 @contextlib.contextmanager

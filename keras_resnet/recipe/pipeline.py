@@ -53,6 +53,12 @@ class EpochBatches(keras.utils.PyDataset):
     with ``shuffle=False``, since the order is the dataset's. The last batch may be short,
     as with arrays. ``shuffle=False`` keeps the images' order (validation batches).
 
+    ``shard=(k, n)``: process ``k`` of ``n`` in a multi-process run gets the ``k``-th of
+    ``n`` equal, contiguous parts of each batch; Keras's JAX trainer puts the parts back
+    together in process order (``jax.make_array_from_process_local_data``), so every
+    process trains on the same global batches as one process would. Each batch must then
+    split evenly, the last one too.
+
     Example:
         >>> batches = EpochBatches(np.zeros((10, 4, 4, 3), "uint8"), np.arange(10), 4, seed=0)
         >>> len(batches), batches[2][0].shape
@@ -60,6 +66,8 @@ class EpochBatches(keras.utils.PyDataset):
         >>> batches.set_epoch(1)
         >>> sorted(np.concatenate([batches[i][1] for i in range(3)]).tolist())[:3]
         [0, 1, 2]
+        >>> EpochBatches(np.zeros((8, 1)), np.arange(8), 4, 0, shuffle=False, shard=(1, 2))[1][1]
+        array([6, 7])
     """
 
     def __init__(
@@ -71,10 +79,18 @@ class EpochBatches(keras.utils.PyDataset):
         *,
         shuffle: bool = True,
         workers: int = 1,
+        shard: tuple[int, int] = (0, 1),
         **kwargs,
     ):
         check_integer(batch_size, "batch_size", minimum=1)
         check_integer(workers, "workers", minimum=1)
+        index, count = shard
+        check_integer(count, "shard count", minimum=1)
+        check_integer(index, "shard index", minimum=0)
+        if index >= count:
+            raise ValueError(
+                f"The shard index must be below the shard count. Received: shard={shard}"
+            )
         if len(images) != len(labels):
             raise ValueError(
                 "images and labels must have the same length. "
@@ -83,6 +99,7 @@ class EpochBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=False, **kwargs)
         self.images, self.labels = images, np.asarray(labels)
         self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), bool(shuffle)
+        self.shard = (int(index), int(count))
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -106,6 +123,15 @@ class EpochBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         indices = self.batch_indices(index)
+        part, parts = self.shard
+        if parts > 1:
+            if len(indices) % parts:
+                raise ValueError(
+                    f"Batch {index} of {len(indices)} images does not split evenly over "
+                    f"{parts} processes. Received: shard={self.shard}"
+                )
+            size = len(indices) // parts
+            indices = indices[part * size : (part + 1) * size]
         return self.images[indices], self.labels[indices]
 
 

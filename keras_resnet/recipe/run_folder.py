@@ -201,8 +201,13 @@ def environment(source: str) -> dict:
     }
 
 
-def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: bool = False):
+def prepare_run_dir(
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, create: bool = True
+):
     """The run folder for ``config``, and whether it already holds a finished run.
+
+    ``create=False`` checks a folder another process made (the processes of a
+    multi-process run besides process 0, which prepares it): it must exist here.
 
     Example:
         >>> run_dir, finished = prepare_run_dir(TrainConfig(synthetic=True))  # doctest: +SKIP
@@ -223,6 +228,14 @@ def prepare_run_dir(config: TrainConfig, *, resume: bool = False, overwrite: boo
                 f"{stored.get('fingerprint')} != {config.fingerprint()}). Use another "
                 "--run-name, or --overwrite to discard it."
             )
+    if not create:
+        if not run_dir.is_dir():
+            raise RunFolderError(
+                f"The run folder {run_dir}, which process 0 prepared, is not here: every "
+                "process of a run must see the same run folder. Put --output-dir on a "
+                "filesystem every host shares, at the same path on each."
+            )
+        return run_dir, (run_dir / METRICS_FILE).exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -22,6 +22,7 @@ from keras_resnet._compat import AtomicBackupAndRestore
 from keras_resnet.models.builders import get_model
 from keras_resnet.models.data_format import channel_axis
 from keras_resnet.recipe import augment, data, pipeline
+from keras_resnet.recipe import cluster as cluster_lib
 from keras_resnet.recipe.callbacks import (
     HistoryWriter,
     ResumableEarlyStopping,
@@ -32,7 +33,11 @@ from keras_resnet.recipe.callbacks import (
     tensorboard_callback,
 )
 from keras_resnet.recipe.config import PRECISIONS, TrainConfig
-from keras_resnet.recipe.distribution import UnsupportedSetupError, distribution_scope
+from keras_resnet.recipe.distribution import (
+    UnsupportedSetupError,
+    distribution_scope,
+    local_scope,
+)
 from keras_resnet.recipe.evaluation import evaluate_test_set
 from keras_resnet.recipe.losses import recipe_loss
 from keras_resnet.recipe.optimizers import TorchSGD
@@ -229,22 +234,48 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     scope = distribution_scope(config)  # checks first: nothing loaded or written yet
     check_precision(config)
     new_run = not (Path(config.output_dir) / config.resolved_run_name()).exists()
-    run_dir, finished = prepare_run_dir(config, resume=resume, overwrite=overwrite)
-    if finished:
-        if config.verbose:
-            print(f"{run_dir} is finished; use --overwrite to train again.")
-        return _stored_result(run_dir)
-
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        enable_determinism()
     try:
-        with precision_policy(config), scope as replicas:
-            return _train(config, run_dir, replicas)
-    except data.DataSourceError:
-        if new_run and not any(run_dir.iterdir()):  # a refused folder leaves no run behind
-            run_dir.rmdir()
+        run_dir, finished = _prepare_shared_run_dir(config, resume, overwrite)
+        if finished:
+            if config.verbose:
+                print(f"{run_dir} is finished; use --overwrite to train again.")
+            return _stored_result(run_dir)
+
+        keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            enable_determinism()
+        try:
+            with precision_policy(config), scope as replicas:
+                return _train(config, run_dir, replicas)
+        except data.DataSourceError:
+            # A folder refused at its listing leaves no empty run folder behind.
+            if new_run and cluster_lib.is_writer() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+            raise
+    except Exception as error:
+        cluster_lib.exit_if_peer_lost(error)  # a multi-process run whose peer died: exits
         raise
+
+
+def _prepare_shared_run_dir(config: TrainConfig, resume: bool, overwrite: bool):
+    """``prepare_run_dir``; in a multi-process run process 0 prepares the folder first
+    (and alone discards it for ``overwrite``), then the others check it."""
+    cluster = cluster_lib.current()
+    if cluster is None:
+        return prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    if cluster.is_writer:
+        prepared = prepare_run_dir(config, resume=resume, overwrite=overwrite)
+    cluster_lib.barrier("keras_resnet: run folder prepared")
+    if not cluster.is_writer:
+        prepared = prepare_run_dir(config, resume=resume, create=False)
+    if config.verbose:
+        print(
+            f"Process {cluster.process_id} of {cluster.num_processes} (coordinator "
+            f"{cluster.coordinator}); if a process dies the others stop within about "
+            f"{config.heartbeat_timeout} s (--heartbeat-timeout): rerun the same command on "
+            "every host to resume."
+        )
+    return prepared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,8 +458,13 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     x_train, y_train, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     x_test, y_test, mean, std = split.x_test, split.y_test, split.mean, split.std
 
+    # Several processes: process 0 alone writes the run folder, which every process reads
+    # (it must be shared: recipe.cluster), and each feeds its part of every batch.
+    cluster = cluster_lib.current()
+    writer = cluster_lib.is_writer()
+    shard = (0, 1) if cluster is None else (cluster.process_id, cluster.num_processes)
     config_path = run_dir / CONFIG_FILE
-    if not config_path.exists():
+    if writer and not config_path.exists():
         atomic.write_json(
             config_path,
             {
@@ -438,6 +474,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
                 "train_images": len(x_train),
                 "validation_images": len(x_val),
                 "replicas": replicas,
+                "num_processes": shard[1],
                 "test_images": len(x_test),
                 "image_size": split.image_size,
                 "streamed": split.streamed,
@@ -445,6 +482,9 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
                 **environment(split.source),
             },
         )
+    if cluster is not None:
+        cluster_lib.barrier("keras_resnet: config written")
+        cluster_lib.check_same_file(config_path)
 
     model = build_training_model(config, mean, std, split.num_classes, split.image_size)
     steps_per_epoch = -(-len(x_train) // config.batch_size)
@@ -456,7 +496,7 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     history_path = run_dir / HISTORY_FILE
     best_path = run_dir / BEST_MODEL_FILE
     stopper = ResumableEarlyStopping(
-        history_path, best_path, config.resolved_patience, verbose=config.verbose
+        history_path, best_path, config.resolved_patience, verbose=config.verbose, save=writer
     )
     # Order matters at each epoch's end: the learning rate is logged, the best model
     # saved, the history row written, then the backup. A kill before the backup reruns
@@ -466,11 +506,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
     # Each epoch's batches and augmentation draws are those of (seed, epoch), so the
     # epochs a resumed run retrains are those of the uninterrupted run (pipeline).
     # Streamed images (data.ImageFiles) are decoded batch by batch, in parallel threads.
-    batches = pipeline.EpochBatches(x_train, y_train, config.batch_size, config.seed)
+    batches = pipeline.EpochBatches(x_train, y_train, config.batch_size, config.seed, shard=shard)
     validation = (x_val, y_val)
-    if split.streamed:
+    if split.streamed or cluster is not None:
         validation = pipeline.EpochBatches(
-            x_val, y_val, config.batch_size, config.seed, shuffle=False
+            x_val, y_val, config.batch_size, config.seed, shuffle=False, shard=shard
         )
     # With --ema, the model holds the weights' average between the two EMA lists.
     average_in, training_back = ema_callbacks(config)
@@ -483,11 +523,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         *([StopAtStep(config.max_steps)] if config.max_steps else []),
         *average_in,
         stopper,
-        HistoryWriter(history_path),
+        *([HistoryWriter(history_path)] if writer else []),
         *training_back,
-        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR)),
+        AtomicBackupAndRestore(str(run_dir / BACKUP_DIR), save=writer),
     ]
-    if config.tensorboard:
+    if config.tensorboard and writer:
         callbacks.append(tensorboard_callback(run_dir / TENSORBOARD_DIR))
     # A run killed after its last epoch but before its test metrics has nothing to fit.
     rows = read_history(history_path, missing_ok=True)
@@ -496,26 +536,29 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
             batches,
             epochs=epochs,
             validation_data=validation,
-            validation_batch_size=None if split.streamed else config.batch_size,
+            validation_batch_size=config.batch_size if isinstance(validation, tuple) else None,
             shuffle=False,  # the order is the batches' own
             callbacks=callbacks,
             verbose=config.verbose,
         )
+    cluster_lib.barrier("keras_resnet: trained")  # process 0's last files are written
 
     # The run folder, not this process's memory, says which epoch was best: after a
     # resume this process may not have trained it.
     rows = read_history(history_path)
     best = best_row(rows)
-    best_model = keras.saving.load_model(best_path)
-    metrics = evaluate_test_set(
-        best_model,
-        x_test,
-        y_test,
-        batch_size=max(256, config.batch_size),
-        replicas=replicas,
-        flip=config.flip_test,
-        translate=config.test_translate,
-    )
+    # Each process evaluates the whole test set on its own devices, to the same metrics.
+    with local_scope(replicas) as test_replicas:
+        best_model = keras.saving.load_model(best_path)
+        metrics = evaluate_test_set(
+            best_model,
+            x_test,
+            y_test,
+            batch_size=max(256, config.batch_size),
+            replicas=test_replicas,
+            flip=config.flip_test,
+            translate=config.test_translate,
+        )
     metrics.update(
         class_names=list(split.class_names),
         best_epoch=best["epoch"] + 1,
@@ -523,9 +566,11 @@ def _train(config: TrainConfig, run_dir: Path, replicas: int = 1) -> TrainResult
         epochs_completed=len(rows),
         train_seconds=sum(row.get("epoch_seconds", 0.0) for row in rows),
     )
-    atomic.write_json(run_dir / METRICS_FILE, metrics)
-    shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
-    plot_run(run_dir)
+    if writer:
+        atomic.write_json(run_dir / METRICS_FILE, metrics)
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+        plot_run(run_dir)
+    cluster_lib.barrier("keras_resnet: finished")  # the test metrics are written
     if config.verbose:
         print(
             f"test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "

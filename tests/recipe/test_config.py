@@ -207,6 +207,10 @@ EXECUTION_CHANGES = {
     "memory_budget_mb": 1,
     "allow_emulated_precision": True,
     "tensorboard": True,
+    "job_addresses": "10.0.0.1:1234",
+    "num_processes": 2,
+    "process_id": 1,
+    "heartbeat_timeout": 30,
 }
 
 

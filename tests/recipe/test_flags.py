@@ -25,7 +25,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CIFAR10_SCRIPT = REPO_ROOT / "experiments" / "cifar10.py"
 SEARCH_SCRIPT = REPO_ROOT / "tuner" / "search.py"
 # Fields tuner/search.py has no flag for (a trial is judged on validation, one at a time).
-SEARCH_OMITS = {"distribute", "run_name", "flip_test"}
+SEARCH_OMITS = {
+    "distribute",
+    "run_name",
+    "flip_test",
+    "job_addresses",
+    "num_processes",
+    "process_id",
+    "heartbeat_timeout",
+}
 BACKENDS = ("keras", "tensorflow", "jax", "torch", "keras_tuner")
 
 
@@ -75,8 +83,14 @@ def test_every_field_has_a_flag_except_those_the_command_omits(commands, command
     assert {"recipe", "quick"} <= destinations
 
 
+# Text fields with a format of their own.
+FORMATTED = {"job_addresses": "10.0.0.1:1234"}
+
+
 def _changed_value(field: dataclasses.Field, folder: str):
     """A valid value other than the field's default, from its type and choices alone."""
+    if field.name in FORMATTED:
+        return FORMATTED[field.name]
     choices = field.metadata["choices"]
     if choices is not None:  # the last: "step" for schedule would need milestones
         return [choice for choice in choices if choice != field.default][-1]
