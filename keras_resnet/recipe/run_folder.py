@@ -279,9 +279,10 @@ def read_json_object(path: Path, key: str | None = None) -> dict:
 def check_resumable(run_dir: str | os.PathLike) -> None:
     """Check the files an unfinished run resumes from, before any data is loaded.
 
-    ``history.csv`` must be readable, ``best.keras`` a Keras zip archive, and the backup's
-    metadata and weights JSON and HDF5 files; Keras would otherwise fail on them only
-    after the data has loaded, or mid-run. A missing file is fine (a run killed early).
+    ``history.csv`` must be readable, ``best.keras`` a Keras zip archive, the backup's
+    metadata a JSON object with an epoch count and its weights an HDF5 file: Keras would
+    otherwise fail on them only after the data has loaded, or mid-run. A missing file is
+    fine (a run killed early).
 
     Raises:
         RunFolderError: naming the damaged file, and the way out.
