@@ -93,6 +93,45 @@ def _kerastuner():
     return extras.require("keras_tuner", "A hyperparameter search")
 
 
+def requeue_orphaned_trials(oracle) -> list[str]:
+    """Make a reloaded oracle rerun the trial a kill interrupted, and no finished one.
+
+    KerasTuner's oracle writes ``oracle.json`` in ``end_trial`` while the ended trial still
+    counts as ongoing, and ``create_trial`` writes the next trial's ``trial.json`` (RUNNING)
+    before ``oracle.json``. A kill between those writes leaves a reloaded oracle that would
+    rerun the finished trial and never the RUNNING one, which still counts toward
+    ``max_trials``: the search ends with it RUNNING. Call after ``oracle.reload()``: the
+    retry queue keeps only unfinished trials and gains the RUNNING ones missing from it;
+    returns the ids added.
+
+    Example:
+        >>> requeue_orphaned_trials(tuner.oracle)  # doctest: +SKIP
+        ['1']
+    """
+    queue = getattr(oracle, "_retry_queue", None)
+    if queue is None:
+        kt = _kerastuner()
+        raise RuntimeError(
+            f"KerasTuner {kt.__version__}'s oracle has no _retry_queue, which keras_resnet "
+            f"uses to rerun a trial a kill interrupted (tested with KerasTuner "
+            f"{TESTED_KERASTUNER}). Install a tested version. Received: KerasTuner "
+            f"{kt.__version__}"
+        )
+    queue[:] = [trial_id for trial_id in queue if oracle.trials[trial_id].status not in FINAL]
+    running = {trial.trial_id for trial in oracle.ongoing_trials.values()}
+    orphans = [
+        trial_id
+        for trial_id, trial in oracle.trials.items()
+        if trial.status == "RUNNING" and trial_id not in queue and trial_id not in running
+    ]
+    queue.extend(orphans)
+    return orphans
+
+
+# Trial statuses KerasTuner never runs again ("INVALID" trials may be retried).
+FINAL = ("COMPLETED", "FAILED")
+
+
 def make_kerastuner_writes_atomic() -> None:
     """Route KerasTuner's JSON writes through ``atomic.write_text`` (idempotent).
 

@@ -65,3 +65,41 @@ def test_a_moved_kerastuner_execution_hook_is_named(monkeypatch):
     monkeypatch.delattr(keras_tuner.Tuner, "_build_and_fit_model")
     with pytest.raises(RuntimeError, match=r"has no Tuner\._build_and_fit_model"):
         _compat.check_execution_hook()
+
+
+def _oracle(project_dir):
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=3, seed=0)
+    oracle.hyperparameters.Float("learning_rate", 1e-3, 1.0, sampling="log")
+    oracle._set_project_dir(str(project_dir), "search")
+    return oracle
+
+
+def test_a_trial_killed_between_kerastuners_two_writes_is_rerun_after_a_reload(tmp_path):
+    oracle = _oracle(tmp_path)
+    first = oracle.create_trial("tuner0")
+    first.status = "COMPLETED"
+    oracle.update_trial(first.trial_id, {"val_accuracy": 0.5})
+    oracle.end_trial(first)
+    saved_oracle = (tmp_path / "search" / "oracle.json").read_text()
+    second = oracle.create_trial("tuner0")  # writes trial_1/trial.json, then oracle.json
+    # A kill between the two writes: trial 1's file says RUNNING, oracle.json predates it.
+    (tmp_path / "search" / "oracle.json").write_text(saved_oracle)
+
+    reloaded = _oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.trials[second.trial_id].status == "RUNNING"
+    # KerasTuner alone would rerun the finished trial, and never the interrupted one.
+    assert reloaded._retry_queue == [first.trial_id]
+    assert _compat.requeue_orphaned_trials(reloaded) == [second.trial_id]
+    assert reloaded._retry_queue == [second.trial_id]
+    assert reloaded.create_trial("tuner0").trial_id == second.trial_id
+    assert _compat.requeue_orphaned_trials(reloaded) == []  # running now: not queued again
+
+
+def test_a_moved_kerastuner_retry_queue_is_named():
+    class Oracle:
+        trials = {}
+        ongoing_trials = {}
+
+    with pytest.raises(RuntimeError, match=r"oracle has no _retry_queue"):
+        _compat.requeue_orphaned_trials(Oracle())

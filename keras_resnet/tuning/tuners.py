@@ -45,7 +45,14 @@ class _TrialRecorder(_compat.ExecutionHook):
 
     Execution ``k`` of every trial is seeded with ``config.seed + k``, so trials differ
     only in their hyperparameters (common random numbers) and a rerun trial repeats itself.
+    A reloaded search also reruns a trial a kill left RUNNING between KerasTuner's two
+    writes (``_compat.requeue_orphaned_trials``).
     """
+
+    def reload(self):
+        super().reload()
+        if not self._is_worker():  # the chief's (or the lone tuner's) oracle
+            _compat.requeue_orphaned_trials(self.oracle)
 
     def on_execution_begin(self, trial, execution, fit_kwargs):
         keras.utils.set_random_seed(self.hypermodel.config.seed + execution)
