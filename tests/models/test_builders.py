@@ -328,8 +328,8 @@ def test_resnet200_is_one_row(monkeypatch):
 
 # Rows whose inference at the initial moving statistics (mean 0, variance 1) overflows
 # float32: batch norm then passes the residual stream through unscaled, so each of the
-# 1001-layer net's 333 pre-activation blocks roughly doubles it (about 1e22 by conv4_block75;
-# NaN at the classifier), as in any framework's pre-activation net in inference mode before
+# 1001-layer net's 333 pre-activation blocks roughly doubles it until it overflows (NaN at
+# the classifier), as in any framework's pre-activation net in inference mode before
 # its statistics are learned. The training step itself is finite. These rows check inference
 # with the statistics of the batch instead (momentum 0, one forward pass in training mode).
 STATISTICS_NEEDED_ROWS = {"preact_resnet1001"}
